@@ -1,0 +1,86 @@
+"""animagine: prompts and generation for the Animagine XL anime models.
+
+The prompt core (this namespace minus :class:`Generator`) needs only ``attrs`` and ``lark``.
+Generation needs the ``generate`` extra and is imported on first use of :class:`Generator`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from animagine._errors import (
+    AnimagineError,
+    PromptOrderError,
+    PromptSyntaxError,
+    TagDatabaseError,
+    UnknownVersionError,
+)
+from animagine._lint import Diagnostic, apply_fixes, lint
+from animagine._prompt import Prompt, convert, parse
+from animagine._tag import BREAK, Tag
+from animagine._tagdb import TagDatabase
+from animagine._version import __version__
+from animagine._vocab import VERSIONS, GenerationDefaults, ModelVersion, get_version
+
+if TYPE_CHECKING:  # the generation stack is imported lazily, see __getattr__
+    from animagine._generator import GenerationResult, Generator
+    from animagine._metadata import GenerationParameters, read_parameters
+
+__all__ = [
+    "BREAK",
+    "VERSIONS",
+    "AnimagineError",
+    "Diagnostic",
+    "GenerationDefaults",
+    "GenerationParameters",
+    "GenerationResult",
+    "Generator",
+    "ModelVersion",
+    "Prompt",
+    "PromptOrderError",
+    "PromptSyntaxError",
+    "Tag",
+    "TagDatabase",
+    "TagDatabaseError",
+    "UnknownVersionError",
+    "__version__",
+    "apply_fixes",
+    "convert",
+    "get_version",
+    "lint",
+    "parse",
+    "read_parameters",
+]
+
+_LAZY = {
+    "Generator": "animagine._generator",
+    "GenerationResult": "animagine._generator",
+    "GenerationParameters": "animagine._metadata",
+    "read_parameters": "animagine._metadata",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'animagine' has no attribute {name!r}")
+    import importlib  # noqa: PLC0415
+
+    value = getattr(importlib.import_module(module_name), name)
+    if getattr(value, "__module__", None) != __name__:
+        value.__module__ = __name__
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+for _name in (
+    "AnimagineError", "Diagnostic", "GenerationDefaults", "ModelVersion", "Prompt",
+    "PromptOrderError", "PromptSyntaxError", "Tag", "TagDatabase", "TagDatabaseError",
+    "UnknownVersionError", "apply_fixes", "convert", "get_version", "lint", "parse",
+):  # fmt: skip
+    globals()[_name].__module__ = __name__
+del _name
