@@ -134,7 +134,7 @@ class Prompt:
         """
         resolved = get_version(version)
         items = parse_tags(text)
-        found = classify(items, resolved, database or _default_database())
+        found = classify(items, resolved, _default_database() if database is None else database)
         if strict:
             from animagine._lint import order_violations  # noqa: PLC0415 (cycle)
 

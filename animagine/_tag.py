@@ -34,9 +34,9 @@ def normalize_name(name: str) -> str:
     """
     name = name.strip()
     if "_" in name and name not in _KAOMOJI and _WORDISH.search(name):
-        name = name.replace("_", " ")
+        name = name.replace("_", " ").strip()
     if "  " in name or "\t" in name:
-        name = _SPACES.sub(" ", name).strip()
+        name = _SPACES.sub(" ", name)
     return name
 
 
