@@ -95,65 +95,87 @@ class Classified:
         self.year_conflicts: list[int] = []
 
 
+# What a tag is regardless of its neighbours, per (database, version): classifying a prompt is
+# then one dict look-up per tag. Databases and versions are immutable, so entries never go stale.
+_Static = tuple[Slot, "RatingTag | None", "Foreign | None"]
+_TABLES: dict[tuple[int, str], tuple[object, dict[str, _Static]]] = {}
+_TABLE_LIMIT: Final = 200_000
+
+
+def _table(version: ModelVersion, database: TagDatabase) -> dict[str, _Static]:
+    key = (id(database), version.name)
+    hit = _TABLES.get(key)
+    if hit is not None and hit[0] is database and len(hit[1]) < _TABLE_LIMIT:
+        return hit[1]
+    if len(_TABLES) >= 16:
+        _TABLES.clear()
+    table: dict[str, _Static] = {}
+    _TABLES[key] = (database, table)
+    return table
+
+
+def _static(key: str, version: ModelVersion, database: TagDatabase) -> _Static:
+    if is_subject(key):
+        return ("subject", None, None)
+    if version.is_quality(key):
+        return ("quality", None, None)
+    foreign = foreign_tags(version)
+    entry = rating_entry(version, key)
+    if entry is not None:
+        return ("rating", entry, foreign.get(key))
+    other = foreign.get(key)
+    if other is None and key.startswith("year ") and not version.is_year(key):
+        source = foreign_year(version, key)
+        if source is not None:
+            other = Foreign("year", source)
+    if other is not None:
+        return (other.slot, None, other)
+    if version.is_year(key):
+        return ("year", None, None)
+    return (database.kind(key) or "general", None, None)
+
+
 def classify(
     items: Sequence[ParsedTag], version: ModelVersion, database: TagDatabase
 ) -> Classified:
     """Assign a slot to every parsed tag (see the module docstring)."""
     result = Classified(items)
     slots = result.slots
-    foreign = foreign_tags(version)
-    kind = database.kind
+    table = _table(version, database)
     rating_index = -1
     rating_tag: RatingTag | None = None
     year_index = -1
     for index, item in enumerate(items):
-        tag = item.tag
-        if tag.name == "BREAK":
+        name = item[0].name
+        if name == "BREAK":
             slots.append("break")
             continue
-        key = tag.name.lower()
-        if is_subject(key):
-            slots.append("subject")
-        elif version.is_quality(key):
-            slots.append("quality")
-        elif (entry := rating_entry(version, key)) is not None:
-            if key in foreign:
-                result.foreign[index] = foreign[key]
+        key = name.lower()
+        info = table.get(key)
+        if info is None:
+            info = table[key] = _static(key, version, database)
+        slot, entry, other = info
+        if other is not None:
+            result.foreign[index] = other
+        if entry is not None:  # a rating
             if rating_tag is None:
                 rating_tag, rating_index = entry, index
-                slots.append("rating")
             elif entry.tag in rating_tag.companions:
-                slots.append("general")
+                slot = "general"
             elif rating_tag.tag in entry.companions:
                 slots[rating_index] = "general"
                 rating_tag, rating_index = entry, index
-                slots.append("rating")
             else:
                 (result.duplicate_ratings if entry.level == rating_tag.level
                  else result.conflicts).append(index)  # fmt: skip
-                slots.append("general")
-        else:
-            other = foreign.get(key)
-            if other is None and key.startswith("year ") and not version.is_year(key):
-                source = foreign_year(version, key)
-                if source is not None:
-                    other = Foreign("year", source)
-            if other is not None:
-                result.foreign[index] = other
-                slot: Slot = other.slot
-            elif version.is_year(key):
-                slot = "year"
+                slot = "general"
+        elif slot == "year":
+            if year_index < 0:
+                year_index = index
             else:
-                found = kind(key)
-                slots.append(found if found is not None else "general")
-                continue
-            if slot == "year":
-                if year_index < 0:
-                    year_index = index
-                else:
-                    result.year_conflicts.append(index)
-                    slot = "general"
-            slots.append(slot)
+                result.year_conflicts.append(index)
+                slot = "general"
+        slots.append(slot)
     if len(database) == 0:
         _identity_by_position(result)
     return result

@@ -45,9 +45,18 @@ def lookup_key(name: str) -> str:
     return normalize_name(name).lower()
 
 
+_ESCAPED: dict[str, str] = {}
+
+
 def escape_name(name: str) -> str:
     """Escape the characters A1111-style parsers treat as syntax: ``\\ ( ) [ ]``."""
-    return _ESCAPE.sub(r"\\\1", name)
+    escaped = _ESCAPED.get(name)
+    if escaped is None:
+        escaped = _ESCAPE.sub(r"\\\1", name)
+        if len(_ESCAPED) >= 65536:
+            _ESCAPED.clear()
+        _ESCAPED[name] = escaped
+    return escaped
 
 
 def format_weight(weight: float) -> str:
