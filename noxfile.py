@@ -1,4 +1,4 @@
-"""Developer tasks: `nox -s tests`, `nox -s lint`, `nox -s typing`, `nox -s docs`, `nox -s bench`."""
+"""Developer tasks: `nox -s tests`, `lint`, `typing`, `docs` and `bench`."""
 
 from __future__ import annotations
 
@@ -59,12 +59,14 @@ def typing(session: nox.Session) -> None:
 def docs(session: nox.Session) -> None:
     """Build the documentation site strictly (warnings are errors)."""
     _install(session, "-e", ".", "--group", "docs")
-    session.run("mkdocs", "build", "--strict", "--site-dir", os.path.join(session.create_tmp(), "site"))
+    session.run(
+        "mkdocs", "build", "--strict", "--site-dir", os.path.join(session.create_tmp(), "site")
+    )
 
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Benchmarks; writes results to benchmarks/results/. `nox -s bench -- --quick` for a smoke run."""
+    """Benchmarks, results written to benchmarks/results/ (`nox -s bench -- --quick`: smoke run)."""
     _install(session, TORCH)
     _install(session, "-e", ".[generate]", "--group", "bench")
     env = {**TEST_ENV, "PYTHONPATH": "."}

@@ -205,7 +205,9 @@ def _identity_by_position(result: Classified) -> None:
         return
     names = [result.items[i].tag.name.lower() for i in block]
     qualifiers = {n[n.rindex("(") + 1 : -1] for n in names if n.endswith(")") and "(" in n}
-    series = [i for i, n in zip(block, names) if n.endswith("(series)") or n in qualifiers]
+    series = [
+        i for i, n in zip(block, names, strict=True) if n.endswith("(series)") or n in qualifiers
+    ]
     if not series and len(block) >= 2:
         series = [block[-1]]
     for i in block:

@@ -155,8 +155,7 @@ def _syntax_error(text: str, error: Exception) -> PromptSyntaxError:
         elif token[0] in _CLOSE:
             if not stack:
                 return PromptSyntaxError(
-                    f"unmatched {token[1]!r} (escape it as '\\{token[1]}' if it is part "
-                    "of a tag)",
+                    f"unmatched {token[1]!r} (escape it as '\\{token[1]}' if it is part of a tag)",
                     text=text,
                     offset=token[2],
                 )
@@ -182,9 +181,7 @@ def _syntax_error(text: str, error: Exception) -> PromptSyntaxError:
                 text=text,
                 offset=offset,
             )
-        return PromptSyntaxError(
-            f"unexpected character {text[offset]!r}", text=text, offset=offset
-        )
+        return PromptSyntaxError(f"unexpected character {text[offset]!r}", text=text, offset=offset)
     return PromptSyntaxError("invalid prompt", text=text, offset=offset)
 
 
@@ -279,11 +276,12 @@ def _group_multiplier(text: str, tokens: Sequence[Token], open_index: int, close
         return float(weight[1].strip(": \t"))
     # `(a:)` and `(a:1.2.3)`: a colon before the closer that was meant as a weight.
     if inner and inner[-1][0] == "COLON":
-        raise PromptSyntaxError(
-            "missing weight after ':'", text=text, offset=inner[-1][3]
-        )
-    if len(inner) >= 2 and inner[-2][0] == "COLON" and inner[-1][0] == "TEXT" and (
-        _NUMBERISH.match(inner[-1][1])
+        raise PromptSyntaxError("missing weight after ':'", text=text, offset=inner[-1][3])
+    if (
+        len(inner) >= 2
+        and inner[-2][0] == "COLON"
+        and inner[-1][0] == "TEXT"
+        and (_NUMBERISH.match(inner[-1][1]))
     ):
         raise PromptSyntaxError(
             f"weight {inner[-1][1].strip()!r} is not a number",

@@ -75,7 +75,9 @@ class Diagnostic:
         return line, column
 
 
-def _diagnostic(code: str, message: str, start: int, end: int, fix: str | None = None) -> Diagnostic:
+def _diagnostic(
+    code: str, message: str, start: int, end: int, fix: str | None = None
+) -> Diagnostic:
     return Diagnostic(code, CODES[code], message, start, end, fix)
 
 
@@ -228,7 +230,7 @@ def lint(
             out.append(
                 _diagnostic(
                     "unescaped-parens",
-                    f"{text[item.start:item.end]!r}: unescaped brackets are read as emphasis by "
+                    f"{text[item.start : item.end]!r}: unescaped brackets are read as emphasis by "
                     "A1111-style tools; escape them",
                     item.start,
                     item.end,
@@ -297,7 +299,8 @@ def lint(
             out.append(
                 _diagnostic(
                     "nsfw-risk",
-                    f"{risky[0].tag.name!r} without a rating: the {resolved.title} card warns these "
+                    f"{risky[0].tag.name!r} without a rating: the {resolved.title} card warns "
+                    "these "
                     "tags pull toward NSFW; add 'rating: general' (and 'nsfw, rating: sensitive' "
                     "to the negative prompt)",
                     risky[0].start,
@@ -309,7 +312,7 @@ def lint(
 
 
 def apply_fixes(text: str, diagnostics: Iterable[Diagnostic]) -> str:
-    """Apply every diagnostic's ``fix`` to ``text``; overlapping fixes after the first are skipped."""
+    """Apply every diagnostic's ``fix`` to ``text``; a fix overlapping an earlier one is skipped."""
     result: list[str] = []
     cursor = 0
     for diagnostic in sorted(

@@ -37,17 +37,12 @@ def _to_tags(value: Any) -> tuple[Tag, ...]:
     try:
         items = list(value)
     except TypeError:
-        raise TypeError(
-            f"expected a sequence of tags, got {type(value).__name__}"
-        ) from None
+        raise TypeError(f"expected a sequence of tags, got {type(value).__name__}") from None
     return tuple(item if isinstance(item, Tag) else Tag(item) for item in items)
 
 
 def _to_optional_tag(value: Any) -> Tag | None:
-    if value is None or isinstance(value, Tag):
-        tag = value
-    else:
-        tag = Tag(value)
+    tag = value if value is None or isinstance(value, Tag) else Tag(value)
     if tag is not None and tag.is_break:
         raise ValueError("BREAK cannot be a rating or a year")
     return tag
@@ -96,7 +91,7 @@ class Prompt:
     ``BREAK`` may appear inside the tuple fields.
     """
 
-    version: ModelVersion = attrs.field(default="v4", converter=_to_version)
+    version: ModelVersion = attrs.field(default=_to_version("v4"), converter=_to_version)
     subjects: tuple[Tag, ...] = attrs.field(default=(), converter=_to_tags)
     characters: tuple[Tag, ...] = attrs.field(default=(), converter=_to_tags)
     series: tuple[Tag, ...] = attrs.field(default=(), converter=_to_tags)
@@ -151,7 +146,7 @@ class Prompt:
         year: Tag | None = None
         pending_breaks: list[Tag] = []
         previous_bucket: str | None = None
-        for item, slot in zip(found.items, found.slots):
+        for item, slot in zip(found.items, found.slots, strict=True):
             tag = item.tag
             if slot == "break":
                 if previous_bucket is not None:

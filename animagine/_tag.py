@@ -8,7 +8,7 @@ from typing import Any, Final
 
 import attrs
 
-__all__ = ["BREAK", "Tag", "format_weight", "normalize_name", "lookup_key"]
+__all__ = ["BREAK", "Tag", "format_weight", "lookup_key", "normalize_name"]
 
 # Emoticon tags keep their underscores: in them `_` is a mouth, not a space. The list is
 # Danbooru's kaomoji tags as taggers and tag databases spell them.

@@ -48,7 +48,7 @@ _SUBJECT: Final = re.compile(r"(?:[1-5]|6\+)(?:girl|boy|other)s?|multiple (?:gir
 
 
 def is_subject(key: str) -> bool:
-    """Whether a (lower-case) tag is a Danbooru subject-count tag: ``1girl`` .. ``multiple others``."""
+    """Whether a lower-case tag is a subject-count tag: ``1girl`` .. ``multiple others``."""
     if not _SUBJECT.fullmatch(key):
         return False
     # `1girl` but not `1girls`, `2girls` but not `2girl`.
@@ -218,7 +218,8 @@ class ModelVersion:
 
 
 _V3_NEGATIVE: Final = (
-    "nsfw, lowres, bad anatomy, bad hands, text, error, missing fingers, extra digit, fewer digits, "
+    "nsfw, lowres, bad anatomy, bad hands, text, error, missing fingers, extra digit, "
+    "fewer digits, "
     "cropped, worst quality, low quality, normal quality, jpeg artifacts, signature, watermark, "
     "username, blurry, artist name"
 )
@@ -335,7 +336,9 @@ VERSIONS: Final[tuple[ModelVersion, ...]] = (
             "anim4gine", "animagine-xl-4.0", "animagine-xl-4.0-opt", "animagine-xl-4.0-zero",
         ),
         quality=("masterpiece", "best quality", "low quality", "worst quality"),
-        score=("high score", "great score", "good score", "average score", "bad score", "low score"),
+        score=(
+            "high score", "great score", "good score", "average score", "bad score", "low score",
+        ),
         aesthetic=(),
         meta=_META,
         ratings=(

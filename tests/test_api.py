@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 import animagine
 
 PUBLIC = {
@@ -44,9 +46,5 @@ def test_import_and_parse_stay_light() -> None:
 
 
 def test_unknown_attribute() -> None:
-    try:
+    with pytest.raises(AttributeError, match="'Nope'"):
         animagine.Nope  # type: ignore[attr-defined]  # noqa: B018
-    except AttributeError as error:
-        assert "Nope" in str(error)
-    else:
-        raise AssertionError("expected AttributeError")

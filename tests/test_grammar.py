@@ -29,7 +29,9 @@ def test_terminals_match_the_grammar_file() -> None:
             assert len(pattern.replace("\\", "")) <= 1, name
         else:
             # Lark turns the escapes of the .lark file into the characters themselves.
-            value = lark_pattern.value.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+            value = (
+                lark_pattern.value.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+            )
             assert pattern == value, name
 
 
@@ -101,7 +103,8 @@ def test_break_keyword(use_grammar: bool) -> None:
 
 @both_paths
 def test_emoticons_and_underscores(use_grammar: bool) -> None:
-    assert [t.name for t in tags("^_^, >_<, o_o, hatsune_miku, <|>_<|>", use_grammar=use_grammar)] == [
+    text = "^_^, >_<, o_o, hatsune_miku, <|>_<|>"
+    assert [t.name for t in tags(text, use_grammar=use_grammar)] == [
         "^_^", ">_<", "o_o", "hatsune miku", "<|>_<|>",
     ]  # fmt: skip
 
@@ -166,14 +169,16 @@ def test_non_str_input_is_a_type_error() -> None:
 # -- the fast path and the grammar agree -------------------------------------------------------
 
 _ALPHABET = st.sampled_from(
-    list("ab ,:()[]\\|<>_\n.123") + ["BREAK", "AND", "<lora:x:1>", ":1.2", "(", ")", "smile"]
+    [*"ab ,:()[]\\|<>_\n.123", "BREAK", "AND", "<lora:x:1>", ":1.2", "(", ")", "smile"]
 )
 prompt_texts = st.lists(_ALPHABET, max_size=30).map("".join)
 
 
 def _outcome(text: str, use_grammar: bool) -> object:
     try:
-        return [(i.tag, i.start, i.end, i.qualifier) for i in parse_tags(text, use_grammar=use_grammar)]
+        return [
+            (i.tag, i.start, i.end, i.qualifier) for i in parse_tags(text, use_grammar=use_grammar)
+        ]
     except PromptSyntaxError as error:
         return ("error", error.reason, error.offset)
 

@@ -131,5 +131,8 @@ def test_lint_uses_the_given_database() -> None:
 
 def test_apply_fixes_skips_overlaps() -> None:
     text = "abc"
-    fixes = [Diagnostic("order", "warning", "", 0, 2, "X"), Diagnostic("order", "warning", "", 1, 3, "Y")]
+    fixes = [
+        Diagnostic("order", "warning", "", 0, 2, "X"),
+        Diagnostic("order", "warning", "", 1, 3, "Y"),
+    ]
     assert apply_fixes(text, fixes) == "Xc"

@@ -125,9 +125,7 @@ def test_position_fallback_without_a_database() -> None:
     prompt = Prompt.parse("1girl, my oc, my world, safe, smile", database=empty)
     assert names(prompt.characters) == ["my oc"]
     assert names(prompt.series) == ["my world"]
-    qualified = Prompt.parse(
-        "1girl, a \\(b\\), c \\(b\\), b, sensitive, smile", database=empty
-    )
+    qualified = Prompt.parse("1girl, a \\(b\\), c \\(b\\), b, sensitive, smile", database=empty)
     assert names(qualified.characters) == ["a (b)", "c (b)"]
     assert names(qualified.series) == ["b"]
     # No rating: no way to tell where identity ends, so everything is general.
@@ -232,7 +230,9 @@ def test_convert_between_versions() -> None:
 
 
 def test_convert_keeps_what_has_no_equivalent_and_lint_reports_it() -> None:
-    converted = animagine.convert("1girl, very aesthetic, (displeasing:0.8)", source="v3.1", to="v4")
+    converted = animagine.convert(
+        "1girl, very aesthetic, (displeasing:0.8)", source="v3.1", to="v4"
+    )
     assert converted == "1girl, very aesthetic, (displeasing:0.8)"
     codes = [d.code for d in animagine.lint(converted, version="v4")]
     assert codes.count("wrong-version") == 2
@@ -245,7 +245,9 @@ def test_convert_keeps_weights() -> None:
 
 
 def test_json_round_trip() -> None:
-    prompt = Prompt.parse("1girl, arima kana, oshi no ko, safe, (smile:1.2), year 2024, masterpiece")
+    prompt = Prompt.parse(
+        "1girl, arima kana, oshi no ko, safe, (smile:1.2), year 2024, masterpiece"
+    )
     data = json.loads(json.dumps(prompt.to_json()))
     assert data["characters"] == [["arima kana", 1.0]]
     assert Prompt.from_json(data) == prompt

@@ -22,7 +22,7 @@ def test_get_version(name: str, expected: str) -> None:
 
 
 def test_unknown_version() -> None:
-    with pytest.raises(UnknownVersionError, match="'v5'.*'v3', 'v3.1', 'v4'"):
+    with pytest.raises(UnknownVersionError, match=r"'v5'.*'v3', 'v3\.1', 'v4'"):
         get_version("v5")
     with pytest.raises(TypeError):
         get_version(4)  # type: ignore[arg-type]
@@ -53,7 +53,9 @@ def test_vocabularies_match_the_model_cards() -> None:
     assert v3.recommended_quality == ("masterpiece", "best quality")
     assert v31.recommended_quality == ("masterpiece", "best quality", "very aesthetic", "absurdres")
     assert v4.recommended_quality == ("masterpiece", "high score", "great score", "absurdres")
-    assert v4.negative_prompt.startswith("lowres, bad anatomy, bad hands, text, error, missing finger,")
+    assert v4.negative_prompt.startswith(
+        "lowres, bad anatomy, bad hands, text, error, missing finger,"
+    )
     assert "[abstract]" in v31.negative_prompt
     assert v3.negative_prompt.endswith("blurry, artist name")
     assert (v3.defaults.guidance_scale, v4.defaults.guidance_scale) == (7.0, 5.0)
