@@ -240,7 +240,12 @@ class Prompt:
                 continue
             seen.add(key)
             quality.append(mapped)
-        return attrs.evolve(self, version=target, rating=rating, year=year, quality=quality)
+        general = self.general
+        if self.rating is not None and rating is not None:
+            general = _move_companions(self.rating, rating, source, target, general)
+        return attrs.evolve(
+            self, version=target, rating=rating, year=year, quality=quality, general=general
+        )
 
     # -- serialising -----------------------------------------------------------------------
 
@@ -279,6 +284,8 @@ class Prompt:
 def convert_special(tag: Tag, slot: str, source: ModelVersion, target: ModelVersion) -> Tag:
     """Map one rating, year or quality tag of ``source`` to ``target``; unknown ones unchanged."""
     key = tag.name.lower()
+    if key in target.special_tags or target.year_of(key) is not None:
+        return tag  # already the target's own tag
     name: str | None = None
     if slot == "rating":
         entry = rating_entry(source, key)
@@ -292,6 +299,26 @@ def convert_special(tag: Tag, slot: str, source: ModelVersion, target: ModelVers
     if name is None or name == key:
         return tag
     return Tag(name, tag.weight)
+
+
+def _move_companions(
+    old: Tag, new: Tag, source: ModelVersion, target: ModelVersion, general: tuple[Tag, ...]
+) -> tuple[Tag, ...]:
+    """Companion tags travel with their rating (3.0 ``rating: explicit, nsfw``).
+
+    The source rating's companions are taken out of the general tags and the target rating's
+    are put first among them, so ``rating: questionable, nsfw`` becomes 4.0 ``nsfw`` (not
+    ``nsfw, nsfw``) and 4.0 ``explicit`` becomes 3.0 ``rating: explicit, nsfw``.
+    """
+    old_entry = rating_entry(source, old.name.lower())
+    new_entry = target.rating(new.name.lower())
+    dropped = set(old_entry.companions) if old_entry is not None else set()
+    added = new_entry.companions if new_entry is not None else ()
+    if not dropped and not added:
+        return general
+    kept = tuple(tag for tag in general if tag.is_break or tag.name.lower() not in dropped)
+    present = {tag.name.lower() for tag in kept}
+    return tuple(Tag(name) for name in added if name not in present) + kept
 
 
 def _year_number(version: ModelVersion, key: str) -> int | None:

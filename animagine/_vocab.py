@@ -328,7 +328,6 @@ VERSIONS: Final[tuple[ModelVersion, ...]] = (
         title="Animagine XL 4.0",
         hub_ids=(
             "cagliostrolab/animagine-xl-4.0",
-            "cagliostrolab/animagine-xl-4.0-opt",
             "cagliostrolab/animagine-xl-4.0-zero",
         ),
         aliases=(
@@ -354,7 +353,9 @@ VERSIONS: Final[tuple[ModelVersion, ...]] = (
         quality_anywhere_at_ends=False,
         rating_in_order=True,
         negative_prompt=_V4_NEGATIVE,
-        defaults=GenerationDefaults(guidance_scale=5.0, steps=28, guidance_range=(4.0, 7.0)),
+        defaults=GenerationDefaults(
+            guidance_scale=5.0, steps=28, guidance_range=(4.0, 7.0), max_steps_recommended=28
+        ),
         single_files=("animagine-xl-4.0.safetensors", "animagine-xl-4.0-opt.safetensors"),
         order_text=(
             "1girl/1boy/1other, character, series, rating, everything else, quality tags last"

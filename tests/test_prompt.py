@@ -226,7 +226,28 @@ def test_convert_between_versions() -> None:
         "1girl, rating: explicit, nsfw, newest, masterpiece, best quality, medium quality",
         source="v3", to="v4",
     )  # fmt: skip
-    assert back == "1girl, explicit, nsfw, year 2023, masterpiece, best quality, good score"
+    assert back == "1girl, explicit, year 2023, masterpiece, best quality, good score"
+
+
+@pytest.mark.parametrize(
+    ("text", "source", "target", "expected"),
+    [
+        ("1girl, rating: questionable, nsfw", "v3", "v4", "1girl, nsfw"),
+        ("1girl, rating: explicit, nsfw, smile", "v3", "v4", "1girl, explicit, smile"),
+        ("1girl, explicit, nsfw", "v3.1", "v4", "1girl, explicit"),
+        ("1girl, explicit, smile", "v4", "v3", "1girl, rating: explicit, nsfw, smile"),
+        ("1girl, explicit, smile", "v4", "v3.1", "1girl, explicit, nsfw, smile"),
+        ("1girl, safe, masterpiece, high score, great score", "v4", "v4",
+         "1girl, safe, masterpiece, high score, great score"),
+        ("1girl, newest, great quality", "v3.1", "v3.1", "1girl, newest, great quality"),
+    ],
+)  # fmt: skip
+def test_rating_companions_travel_and_own_tags_stay(
+    text: str, source: str, target: str, expected: str
+) -> None:
+    converted = animagine.convert(text, source=source, to=target)
+    assert converted == expected
+    assert animagine.lint(converted, version=target) == []
 
 
 def test_convert_keeps_what_has_no_equivalent_and_lint_reports_it() -> None:
