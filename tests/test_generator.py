@@ -1,0 +1,771 @@
+"""`animagine.Generator` end to end on the tiny random SDXL (64x64, 2 steps, CPU).
+
+Tests that only check what would be sent to the pipeline replace
+``StableDiffusionXLPipeline.__call__`` with a spy (``spy`` fixture), so they can use real default
+sizes (832x1216) for free.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+import animagine
+from animagine import AnimagineError, Prompt, PromptSyntaxError, UnknownVersionError, get_version
+
+pytestmark = [
+    pytest.mark.generate,
+    # diffusers' schedulers call np.array(tensor, copy=False) on torch tensors (set_timesteps,
+    # from_config): numpy 2 deprecates it. Harmless; not ours to fix.
+    pytest.mark.filterwarnings(
+        "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
+    ),
+    # diffusers' KDPM2 schedulers (DPM2, DPM2 a) hit numpy 2's __array_wrap__ deprecation on torch
+    # tensors; same story.
+    pytest.mark.filterwarnings("ignore:__array_wrap__ must accept context:DeprecationWarning"),
+]
+
+SMALL: dict[str, Any] = {"width": 64, "height": 64, "steps": 2, "progress": False}
+
+
+def pixels(image: Any) -> Any:
+    import numpy as np
+
+    return np.asarray(image).astype(np.int16)
+
+
+@pytest.fixture(scope="module")
+def gen(tiny_pipeline: Any) -> Any:
+    from animagine._generator import Generator
+
+    return Generator(tiny_pipeline, version="v4")
+
+
+@pytest.fixture(scope="module")
+def gen_v3(tiny_pipeline: Any) -> Any:
+    from animagine._generator import Generator
+
+    return Generator(tiny_pipeline, version="v3")
+
+
+class Spy:
+    """Stands in for ``StableDiffusionXLPipeline.__call__``: records, returns grey images."""
+
+    def __init__(self, *, nan: bool = False) -> None:
+        self.calls: list[dict[str, Any]] = []
+        self.nan = nan
+
+    def __call__(self, pipeline: Any, **kwargs: Any) -> Any:
+        import numpy as np
+
+        self.calls.append({**kwargs, "scheduler": pipeline.scheduler})
+        count = kwargs["prompt_embeds"].shape[0]
+        images = np.full((count, kwargs["height"], kwargs["width"], 3), 0.5, dtype=np.float32)
+        if self.nan:
+            images[0] = np.nan
+        return SimpleNamespace(images=images)
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> Spy:
+        from diffusers import StableDiffusionXLPipeline
+
+        def call(pipeline: Any, **kwargs: Any) -> Any:
+            return self(pipeline, **kwargs)
+
+        monkeypatch.setattr(StableDiffusionXLPipeline, "__call__", call)
+        return self
+
+
+@pytest.fixture
+def spy(monkeypatch: pytest.MonkeyPatch) -> Spy:
+    return Spy().install(monkeypatch)
+
+
+@pytest.fixture
+def no_model_work(monkeypatch: pytest.MonkeyPatch, spy: Spy) -> Iterator[Spy]:
+    """Fails the test if the prompt encoder runs; yields the pipeline spy."""
+    from animagine._encoding import PromptEncoder
+
+    def encode(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the prompt was encoded before validation finished")
+
+    monkeypatch.setattr(PromptEncoder, "encode", encode)
+    yield spy
+    assert spy.calls == [], "the pipeline ran"
+
+
+# --- the lazy public names -----------------------------------------------------------------------
+
+
+def test_importing_the_generator_module_stays_light() -> None:
+    """The module (and its error classes) import without torch; loading imports it on use."""
+    code = (
+        "import sys, animagine._generator as g; "
+        "print(sorted(m for m in ('torch', 'diffusers', 'transformers', 'PIL', 'numpy') "
+        "if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
+
+
+def test_generator_resolves_lazily() -> None:
+    from animagine import _generator
+
+    assert animagine.Generator is _generator.Generator
+    assert animagine.GenerationResult is _generator.GenerationResult
+    assert animagine.Generator.__module__ == "animagine"
+
+
+# --- wrapping and loading ------------------------------------------------------------------------
+
+
+def test_wrap_a_pipeline(gen: Any, tiny_pipeline: Any) -> None:
+    import torch
+
+    assert gen.pipeline is tiny_pipeline
+    assert gen.version == get_version("v4")
+    assert gen.dtype == torch.float32
+    assert gen.device == torch.device("cpu")
+    assert gen.to("cpu") is gen
+    assert "4.0" in repr(gen)
+
+
+@pytest.mark.parametrize("missing", ["text_encoder_2", "tokenizer_2", "unet"])
+def test_wrap_rejects_non_sdxl(tiny_pipeline: Any, missing: str) -> None:
+    from animagine._encoding import UnsupportedPipelineError
+    from animagine._generator import Generator
+
+    parts = {name: getattr(tiny_pipeline, name) for name in tiny_pipeline.components}
+    parts[missing] = None
+    fake = SimpleNamespace(**parts, __call__=None)
+    with pytest.raises(UnsupportedPipelineError, match=missing) as info:
+        Generator(fake, version="v4")
+    assert isinstance(info.value, (AnimagineError, TypeError))
+
+
+def test_wrap_unknown_version(tiny_pipeline: Any) -> None:
+    from animagine._generator import Generator
+
+    with pytest.raises(UnknownVersionError):
+        Generator(tiny_pipeline, version="v9")
+
+
+def test_from_pretrained_needs_a_version_for_a_folder_named_otherwise(
+    tiny_model_paths: Any,
+) -> None:
+    from animagine._generator import Generator
+
+    with pytest.raises(UnknownVersionError, match="version="):
+        Generator.from_pretrained(tiny_model_paths.folder)
+
+
+def test_from_pretrained_folder(tiny_model_paths: Any, gen: Any) -> None:
+    from diffusers import EulerAncestralDiscreteScheduler
+
+    from animagine._generator import Generator
+
+    loaded = Generator.from_pretrained(tiny_model_paths.folder, version="v4")
+    assert loaded.model == "tiny-sdxl"
+    assert isinstance(loaded.pipeline.scheduler, EulerAncestralDiscreteScheduler)
+    assert loaded.pipeline.watermark is None
+    result = loaded("1girl, smile", seed=3, **SMALL)
+    assert result.parameters[0].model == "tiny-sdxl"
+    # Same weights as the in-memory tiny pipeline: same pixels.
+    assert (pixels(result.image) == pixels(gen("1girl, smile", seed=3, **SMALL).image)).all()
+
+
+def test_from_pretrained_infers_the_version_from_the_folder_name(
+    tiny_model_paths: Any, tmp_path: Path
+) -> None:
+    from animagine._generator import Generator
+
+    folder = tmp_path / "animagine-xl-3.1"
+    folder.symlink_to(tiny_model_paths.folder, target_is_directory=True)
+    loaded = Generator.from_pretrained(folder)
+    assert loaded.version == get_version("v3.1")
+    assert loaded.model == "animagine-xl-3.1"
+    assert loaded("1girl", seed=1, **SMALL).parameters[0].prompt == (
+        "1girl, masterpiece, best quality, very aesthetic, absurdres"
+    )
+
+
+def test_from_pretrained_options(monkeypatch: pytest.MonkeyPatch, tiny_model_paths: Any) -> None:
+    """safetensors only, no watermarker, the dtype under the name this diffusers wants."""
+    import torch
+    from diffusers import StableDiffusionXLPipeline
+
+    from animagine._generator import Generator, _dtype_keyword
+    from animagine.testing import make_tiny_pipeline
+
+    seen: dict[str, Any] = {}
+
+    def fake(model: Any, **kwargs: Any) -> Any:
+        seen.update(kwargs, model=model)
+        return make_tiny_pipeline(0)
+
+    monkeypatch.setattr(StableDiffusionXLPipeline, "from_pretrained", fake)
+    Generator.from_pretrained(tiny_model_paths.folder, version="v4", dtype="bfloat16", variant="x")
+    assert seen["use_safetensors"] is True
+    assert seen["add_watermarker"] is False
+    assert seen["variant"] == "x"
+    assert seen[_dtype_keyword()] is torch.bfloat16
+    assert _dtype_keyword() == "dtype"  # diffusers 0.42 here
+
+
+def test_from_pretrained_dtype_for_real(tiny_model_paths: Any) -> None:
+    import torch
+
+    from animagine._generator import Generator
+
+    loaded = Generator.from_pretrained(tiny_model_paths.folder, version="v4", dtype=torch.bfloat16)
+    assert loaded.dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize(
+    ("dtype", "error"),
+    [("int8", ValueError), ("float64", ValueError), (16, TypeError)],
+)
+def test_from_pretrained_bad_dtype(tiny_model_paths: Any, dtype: Any, error: type) -> None:
+    from animagine._generator import Generator
+
+    with pytest.raises(error, match="dtype") as info:
+        Generator.from_pretrained(tiny_model_paths.folder, version="v4", dtype=dtype)
+    assert isinstance(info.value, AnimagineError)
+
+
+def test_from_pretrained_refuses_pickle_weights(tmp_path: Path) -> None:
+    from animagine._generator import Generator, ModelLoadError
+
+    folder = tmp_path / "animagine-xl-4.0"
+    (folder / "unet").mkdir(parents=True)
+    (folder / "model_index.json").write_text("{}")
+    (folder / "unet" / "diffusion_pytorch_model.bin").write_bytes(b"")
+    with pytest.raises(ModelLoadError, match="allow_pickle=True"):
+        Generator.from_pretrained(folder)
+    with pytest.raises(AnimagineError, match="use_safetensors"):
+        Generator.from_pretrained(folder, use_safetensors=False)
+
+
+def test_from_pretrained_bad_paths(tmp_path: Path, tiny_model_paths: Any) -> None:
+    from animagine._generator import Generator, ModelLoadError
+
+    with pytest.raises(ModelLoadError, match="from_single_file"):
+        Generator.from_pretrained(tiny_model_paths.single_file, version="v4")
+    with pytest.raises(ModelLoadError, match="no such model folder"):
+        Generator.from_pretrained(tmp_path / "missing" / "animagine-xl-4.0")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelLoadError, match=r"model_index\.json"):
+        Generator.from_pretrained(tmp_path / "empty", version="v4")
+
+
+def test_from_single_file(tiny_model_paths: Any, gen: Any) -> None:
+    from animagine._generator import Generator
+
+    loaded = Generator.from_single_file(
+        tiny_model_paths.single_file, version="v4", config=tiny_model_paths.folder
+    )
+    assert loaded.model == "tiny-sdxl"
+    image = loaded("1girl", seed=9, **SMALL).image
+    assert (pixels(image) == pixels(gen("1girl", seed=9, **SMALL).image)).all()
+
+
+def test_from_single_file_version_from_the_file_name(tiny_model_paths: Any, tmp_path: Path) -> None:
+    from animagine._generator import Generator
+
+    file = tmp_path / "animagine-xl-3.1.safetensors"
+    file.symlink_to(tiny_model_paths.single_file)
+    loaded = Generator.from_single_file(file, config=tiny_model_paths.folder)
+    assert loaded.version == get_version("v3.1")
+    assert loaded.model == "animagine-xl-3.1"
+    with pytest.raises(UnknownVersionError, match="version="):
+        Generator.from_single_file(tiny_model_paths.single_file, config=tiny_model_paths.folder)
+
+
+def test_from_single_file_errors(tmp_path: Path, tiny_model_paths: Any) -> None:
+    from animagine._generator import Generator, ModelLoadError, _bundled_config
+
+    checkpoint = tmp_path / "model.ckpt"
+    checkpoint.write_bytes(b"")
+    with pytest.raises(ModelLoadError, match="allow_pickle=True"):
+        Generator.from_single_file(checkpoint, version="v4", config=tiny_model_paths.folder)
+    with pytest.raises(ModelLoadError, match="safetensors"):
+        Generator.from_single_file(tmp_path / "model.gguf", version="v4")
+    with pytest.raises(ModelLoadError, match="no such checkpoint"):
+        Generator.from_single_file(tmp_path / "missing.safetensors", version="v4")
+    with pytest.raises(ModelLoadError, match=r"model_index\.json"):
+        Generator.from_single_file(tiny_model_paths.single_file, version="v4", config=tmp_path)
+    if _bundled_config() is None:
+        with pytest.raises(ModelLoadError, match="config="):
+            Generator.from_single_file(tiny_model_paths.single_file, version="v4")
+
+
+# --- float16 VAE safety --------------------------------------------------------------------------
+
+
+def test_vae_plan() -> None:
+    import torch
+
+    from animagine._generator import _vae_plan
+
+    v3, v31, v4 = (get_version(name) for name in ("v3", "v3.1", "v4"))
+    fix = "madebyollin/sdxl-vae-fp16-fix"
+    assert _vae_plan(torch.float16, v3, False, None) == (fix, False)
+    assert _vae_plan(torch.float16, v31, False, None) == (fix, False)
+    assert _vae_plan(torch.float16, v4, False, None) == (None, True)  # bundled: decode in fp32
+    assert _vae_plan(torch.float16, v3, True, None) == (None, True)  # vae=None: keep bundled
+    assert _vae_plan(torch.float16, v3, True, object()) == (None, False)  # the user's VAE
+    for dtype in (None, torch.float32, torch.bfloat16):
+        assert _vae_plan(dtype, v3, False, None) == (None, False)
+
+
+def test_float16_loading_gets_a_safe_vae(
+    monkeypatch: pytest.MonkeyPatch, tiny_model_paths: Any
+) -> None:
+    import torch
+    from diffusers import StableDiffusionXLPipeline
+
+    from animagine import _generator
+    from animagine.testing import make_tiny_pipeline
+
+    seen: dict[str, Any] = {}
+    fix_vae = object()
+
+    def fake(model: Any, **kwargs: Any) -> Any:
+        seen.clear()
+        seen.update(kwargs)
+        pipe: Any = make_tiny_pipeline(0)
+        pipe.vae.register_to_config(force_upcast=False)
+        return pipe
+
+    monkeypatch.setattr(StableDiffusionXLPipeline, "from_pretrained", fake)
+    monkeypatch.setattr(_generator, "_load_fix_vae", lambda hub_id, dtype, options: fix_vae)
+    v3 = _generator.Generator.from_pretrained(tiny_model_paths.folder, version="v3", dtype="fp16")
+    assert seen["vae"] is fix_vae
+    assert seen["dtype"] is torch.float16
+    assert v3.pipeline.vae.config.force_upcast is False
+    v4 = _generator.Generator.from_pretrained(tiny_model_paths.folder, version="v4", dtype="fp16")
+    assert "vae" not in seen
+    assert v4.pipeline.vae.config.force_upcast is True
+    kept = _generator.Generator.from_pretrained(
+        tiny_model_paths.folder, version="v3", dtype="fp16", vae=None
+    )
+    assert "vae" not in seen  # vae=None keeps the bundled VAE, not "no VAE"
+    assert kept.pipeline.vae.config.force_upcast is True
+
+
+def test_nan_images_warn_and_come_back_black(gen: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    Spy(nan=True).install(monkeypatch)
+    with pytest.warns(RuntimeWarning, match="float16"):
+        result = gen("1girl", seed=1, num_images=2, **SMALL)
+    assert pixels(result.images[0]).max() == 0
+    assert pixels(result.images[1]).min() > 0
+
+
+# --- determinism ---------------------------------------------------------------------------------
+
+
+def test_same_seed_same_pixels_other_seed_other_pixels(gen: Any) -> None:
+    first = gen("1girl, smile", seed=123, **SMALL)
+    again = gen("1girl, smile", seed=123, **SMALL)
+    other = gen("1girl, smile", seed=124, **SMALL)
+    assert first.seeds == (123,)
+    assert (pixels(first.image) == pixels(again.image)).all()
+    assert (pixels(first.image) != pixels(other.image)).any()
+
+
+def test_batch_seeds_count_up_and_match_single_images(gen: Any) -> None:
+    batch = gen("1girl", seed=7, num_images=3, **SMALL)
+    assert batch.seeds == (7, 8, 9)
+    assert [p.seed for p in batch.parameters] == [7, 8, 9]
+    assert len(batch.images) == 3
+    single = gen("1girl", seed=8, **SMALL)
+    assert abs(pixels(batch.images[1]) - pixels(single.image)).max() <= 1
+
+
+def test_seed_none_is_drawn_recorded_and_reproduces(gen: Any) -> None:
+    result = gen("1girl", **SMALL)
+    (seed,) = result.seeds
+    assert 0 <= seed < 2**32
+    assert result.parameters[0].seed == seed
+    again = gen("1girl", seed=seed, **SMALL)
+    assert (pixels(result.image) == pixels(again.image)).all()
+
+
+# --- defaults ------------------------------------------------------------------------------------
+
+
+def test_v4_defaults(gen: Any, spy: Spy) -> None:
+    from diffusers import EulerAncestralDiscreteScheduler
+
+    version = get_version("v4")
+    result = gen("smile, 1girl", seed=1)
+    (call,) = spy.calls
+    assert call["num_inference_steps"] == 28
+    assert call["guidance_scale"] == 5.0
+    assert (call["width"], call["height"]) == (832, 1216)
+    assert isinstance(call["scheduler"], EulerAncestralDiscreteScheduler)
+    assert call["num_images_per_prompt"] == 1
+    assert len(call["generator"]) == 1
+    params = result.parameters[0]
+    assert params.prompt == "1girl, smile, masterpiece, high score, great score, absurdres"
+    assert params.negative_prompt == version.negative_prompt
+    assert (params.steps, params.guidance_scale, params.sampler) == (28, 5.0, "Euler a")
+    assert (params.width, params.height) == (832, 1216)
+    assert params.version == "v4"
+    assert params.clip_skip is None
+    assert params.structured_prompt == Prompt.parse(params.prompt, version="v4").to_json()
+    assert result.image.size == (832, 1216)
+
+
+def test_v3_defaults(gen_v3: Any, spy: Spy) -> None:
+    result = gen_v3("1girl, smile", seed=1, **SMALL)
+    params = result.parameters[0]
+    assert spy.calls[0]["guidance_scale"] == 7.0
+    assert params.guidance_scale == 7.0
+    assert params.prompt == "masterpiece, best quality, 1girl, smile"  # 3.0 prepends
+    assert params.negative_prompt == get_version("v3").negative_prompt
+    assert params.version == "v3"
+
+
+def test_quality_tags_not_added_twice_or_when_asked_not_to(gen: Any, spy: Spy) -> None:
+    plain = gen("1girl, smile", add_quality_tags=False, seed=1, **SMALL)
+    assert plain.parameters[0].prompt == "1girl, smile"
+    present = gen("masterpiece, 1girl", seed=1, **SMALL)
+    assert present.parameters[0].prompt.count("masterpiece") == 1
+
+
+def test_explicit_negative_and_empty_negative(gen: Any, spy: Spy) -> None:
+    import torch
+
+    empty = gen("1girl", negative_prompt="", seed=1, **SMALL)
+    assert empty.parameters[0].negative_prompt == ""
+    assert not spy.calls[0]["negative_prompt_embeds"].any()  # zeros: force_zeros_for_empty_prompt
+    custom = gen("1girl", negative_prompt="lowres, (bad hands:1.2)", seed=1, **SMALL)
+    assert custom.parameters[0].negative_prompt == "lowres, (bad hands:1.2)"
+    assert not torch.equal(spy.calls[1]["negative_prompt_embeds"], spy.calls[0]["prompt_embeds"])
+
+
+def test_explicit_settings_are_sent_and_recorded(gen: Any, spy: Spy) -> None:
+    seen: list[int] = []
+
+    def callback(pipe: Any, step: int, timestep: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+        seen.append(step)
+        return kwargs
+
+    result = gen(
+        "1girl", guidance_scale=6, steps=20, sampler="euler", seed=5, width=1024, height=1024,
+        clip_skip=1, callback_on_step_end=callback, progress=False,
+    )  # fmt: skip
+    call = spy.calls[0]
+    assert call["guidance_scale"] == 6.0
+    assert call["num_inference_steps"] == 20
+    assert call["callback_on_step_end"] is callback
+    params = result.parameters[0]
+    assert (params.guidance_scale, params.steps, params.sampler) == (6.0, 20, "Euler")
+    assert (params.width, params.height, params.clip_skip) == (1024, 1024, 1)
+
+
+def test_callback_runs_each_step(gen: Any) -> None:
+    seen: list[int] = []
+
+    def callback(pipe: Any, step: int, timestep: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+        seen.append(step)
+        return kwargs
+
+    gen("1girl", seed=1, callback_on_step_end=callback, **SMALL)
+    assert seen == [0, 1]
+
+
+def test_prompt_object_and_long_weighted_prompt(gen: Any) -> None:
+    prompt = Prompt.parse("1girl, (smile:1.3), [night]", version="v4")
+    from_object = gen(prompt, seed=2, **SMALL)
+    from_text = gen("1girl, (smile:1.3), [night]", seed=2, **SMALL)
+    assert (pixels(from_object.image) == pixels(from_text.image)).all()
+    long = ", ".join(f"tag number {i}" for i in range(30))  # ~400 tokens in the byte vocab
+    result = gen(f"1girl, {long}, (red eyes:1.2)", seed=2, **SMALL)
+    assert "tag number 29" in result.parameters[0].prompt
+
+
+def test_clip_skip_changes_the_image(gen: Any) -> None:
+    base = gen("1girl", seed=4, **SMALL)
+    skipped = gen("1girl", seed=4, clip_skip=1, **SMALL)
+    assert skipped.parameters[0].clip_skip == 1
+    assert (pixels(base.image) != pixels(skipped.image)).any()
+    zero = gen("1girl", seed=4, clip_skip=0, **SMALL)
+    assert zero.parameters[0].clip_skip is None
+    assert (pixels(base.image) == pixels(zero.image)).all()
+
+
+# --- aspect --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("aspect", "size"),
+    [
+        ("portrait", (832, 1216)),
+        ("Landscape", (1216, 832)),
+        ("square", (1024, 1024)),
+        ("2:3", (832, 1216)),
+        ("13:19", (832, 1216)),
+        ("832x1216", (832, 1216)),
+        (" 3:2 ", (1216, 832)),
+        ("16:9", (1344, 768)),
+        ("7:4", (1344, 768)),
+        ("9:16", (768, 1344)),
+        ("21:9", (1536, 640)),
+        ("4:3", (1152, 896)),
+        ("1:1", (1024, 1024)),
+        ("640x1536", (640, 1536)),
+    ],
+)
+def test_aspect(gen: Any, spy: Spy, aspect: str, size: tuple[int, int]) -> None:
+    result = gen("1girl", aspect=aspect, seed=1, steps=1, progress=False)
+    call = spy.calls[0]
+    assert (call["width"], call["height"]) == size
+    assert (result.parameters[0].width, result.parameters[0].height) == size
+
+
+def test_aspect_agreeing_with_width_is_fine(gen: Any, spy: Spy) -> None:
+    gen("1girl", aspect="landscape", width=1216, seed=1, steps=1, progress=False)
+    assert (spy.calls[0]["width"], spy.calls[0]["height"]) == (1216, 832)
+
+
+# --- validation: typed errors naming the argument, before any model work -------------------------
+
+BAD_CALLS: list[tuple[dict[str, Any], type[Exception], str]] = [
+    ({"width": 100}, ValueError, r"width must be a multiple of 8, got 100 \(nearest: 96 or 104\)"),
+    ({"width": 56}, ValueError, "width must be between 64 and 4096"),
+    ({"height": 4104}, ValueError, "height must be between"),
+    ({"height": "64"}, TypeError, "height must be an int"),
+    ({"width": 64.0}, TypeError, "width must be an int"),
+    ({"steps": 0}, ValueError, "steps must be between 1 and 200"),
+    ({"steps": 201}, ValueError, "steps"),
+    ({"steps": 2.5}, TypeError, "steps must be an int"),
+    ({"guidance_scale": 0}, ValueError, "guidance_scale"),
+    ({"guidance_scale": -1.0}, ValueError, "guidance_scale"),
+    ({"guidance_scale": math.nan}, ValueError, "guidance_scale"),
+    ({"guidance_scale": math.inf}, ValueError, "guidance_scale"),
+    ({"guidance_scale": 30.5}, ValueError, "guidance_scale"),
+    ({"guidance_scale": "5"}, TypeError, "guidance_scale must be a number"),
+    ({"sampler": "Euler b"}, ValueError, r"unknown sampler 'Euler b'.*'Euler a'"),
+    ({"sampler": 1}, TypeError, "sampler must be a str"),
+    ({"seed": -1}, ValueError, "seed must be between 0"),
+    ({"seed": 2**64}, ValueError, "seed"),
+    ({"seed": True}, TypeError, "seed must be an int"),
+    ({"seed": "1"}, TypeError, "seed must be an int"),
+    ({"seed": 2**64 - 1, "num_images": 2}, ValueError, "seed=.*num_images=2"),
+    ({"num_images": 0}, ValueError, "num_images must be between 1 and 64"),
+    ({"num_images": 65}, ValueError, "num_images"),
+    ({"add_quality_tags": "no"}, TypeError, "add_quality_tags must be a bool"),
+    ({"clip_skip": -1}, ValueError, "clip_skip"),
+    ({"clip_skip": 5}, ValueError, "clip_skip must be between 0 and 4"),
+    ({"clip_skip": 1.0}, TypeError, "clip_skip"),
+    ({"negative_prompt": 3}, TypeError, "negative_prompt must be a str"),
+    ({"negative_prompt": "(lowres"}, PromptSyntaxError, "line 1"),
+    ({"prompt": 3}, TypeError, "prompt must be a str or animagine.Prompt"),
+    ({"prompt": "1girl, (smile"}, PromptSyntaxError, "line 1"),
+    ({"prompt": Prompt.parse("1girl", version="v3")}, ValueError, r"prompt.convert\('v4'\)"),
+    ({"aspect": "5:4"}, ValueError, r"aspect='5:4'.*13:19.*2:3"),
+    ({"aspect": "1000x1000"}, ValueError, "aspect='1000x1000'"),
+    ({"aspect": "wide"}, ValueError, "portrait"),
+    ({"aspect": 1.5}, TypeError, "aspect must be a str"),
+    ({"aspect": "portrait", "width": 1216}, ValueError, "aspect='portrait'.*conflicts"),
+    ({"aspect": "square", "height": 832}, ValueError, "conflicts"),
+    ({"callback_on_step_end": 3}, TypeError, "callback_on_step_end must be callable"),
+    ({"progress": "yes"}, TypeError, "progress must be a bool"),
+]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"), BAD_CALLS, ids=[repr(c[0])[:40] for c in BAD_CALLS]
+)
+def test_bad_arguments_raise_before_any_model_work(
+    gen: Any, no_model_work: Spy, kwargs: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    call = {"prompt": "1girl", "seed": 1, **kwargs}
+    prompt = call.pop("prompt")
+    with pytest.raises(error, match=message) as info:
+        gen(prompt, **call)
+    assert isinstance(info.value, AnimagineError)
+
+
+# --- samplers ------------------------------------------------------------------------------------
+
+SAMPLER_CLASSES = [
+    ("Euler a", "EulerAncestralDiscreteScheduler", {}),
+    ("euler A", "EulerAncestralDiscreteScheduler", {}),
+    ("Euler", "EulerDiscreteScheduler", {"use_karras_sigmas": False}),
+    ("Heun", "HeunDiscreteScheduler", {"use_karras_sigmas": False}),
+    ("DPM2", "KDPM2DiscreteScheduler", {"use_karras_sigmas": False}),
+    ("DPM2 Karras", "KDPM2DiscreteScheduler", {"use_karras_sigmas": True}),
+    ("DPM2 a", "KDPM2AncestralDiscreteScheduler", {"use_karras_sigmas": False}),
+    ("DPM2 a Karras", "KDPM2AncestralDiscreteScheduler", {"use_karras_sigmas": True}),
+    ("DPM++ 2M", "DPMSolverMultistepScheduler",
+     {"use_karras_sigmas": False, "algorithm_type": "dpmsolver++"}),
+    ("dpm++ 2m  karras", "DPMSolverMultistepScheduler",
+     {"use_karras_sigmas": True, "algorithm_type": "dpmsolver++"}),
+    ("DPM++ 2M SDE", "DPMSolverMultistepScheduler",
+     {"use_karras_sigmas": False, "algorithm_type": "sde-dpmsolver++"}),
+    ("DPM++ 2M SDE Karras", "DPMSolverMultistepScheduler",
+     {"use_karras_sigmas": True, "algorithm_type": "sde-dpmsolver++"}),
+    ("DDIM", "DDIMScheduler", {}),
+    ("UniPC", "UniPCMultistepScheduler", {"use_karras_sigmas": False}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "cls", "config"), SAMPLER_CLASSES)
+def test_sampler_names_map_to_schedulers(
+    gen: Any, spy: Spy, name: str, cls: str, config: dict[str, Any]
+) -> None:
+    before = gen.pipeline.scheduler
+    result = gen("1girl", sampler=name, seed=1, **SMALL)
+    scheduler = spy.calls[0]["scheduler"]
+    assert type(scheduler).__name__ == cls
+    for key, value in config.items():
+        assert scheduler.config[key] == value, key
+    # The model's own schedule settings are kept.
+    assert scheduler.config.beta_schedule == "scaled_linear"
+    assert gen.pipeline.scheduler is before  # put back after the call
+    assert result.parameters[0].sampler.lower() == " ".join(name.split()).lower()
+
+
+@pytest.mark.parametrize(
+    ("name", "module"),
+    [("LMS", "scipy"), ("DPM++ SDE", "torchsde"), ("DPM++ SDE Karras", "torchsde")],
+)
+def test_samplers_with_extra_dependencies(
+    gen: Any, no_model_work: Spy, name: str, module: str
+) -> None:
+    if importlib.util.find_spec(module) is not None:
+        pytest.skip(f"{module} is installed")
+    with pytest.raises(ImportError, match=f"pip install {module}"):
+        gen("1girl", sampler=name, **SMALL)
+
+
+def test_every_available_sampler_runs(gen: Any) -> None:
+    import numpy as np
+
+    from animagine._generator import _SAMPLERS_BY_KEY, SAMPLERS
+
+    for name in SAMPLERS:
+        requires = _SAMPLERS_BY_KEY[name.lower()].requires
+        if requires is not None and importlib.util.find_spec(requires) is None:
+            continue
+        image = pixels(gen("1girl", sampler=name, seed=1, **SMALL).image)
+        assert image.shape == (64, 64, 3), name
+        assert np.ptp(image) > 0, name
+
+
+# --- saving --------------------------------------------------------------------------------------
+
+
+def test_save_to_a_directory_never_overwrites(gen: Any, tmp_path: Path) -> None:
+    result = gen("1girl", seed=10, num_images=2, **SMALL)
+    first = result.save(tmp_path)
+    assert [p.name for p in first] == ["10-1.png", "11-2.png"]
+    second = result.save(tmp_path)
+    assert [p.name for p in second] == ["10-1_2.png", "11-2_2.png"]
+    created = result.save(tmp_path / "new" / "folder")
+    assert [p.name for p in created] == ["10-1.png", "11-2.png"]
+    assert created[0].parent == tmp_path / "new" / "folder"
+
+
+def test_save_to_a_file(gen: Any, tmp_path: Path) -> None:
+    from PIL import Image
+
+    one = gen("1girl", seed=10, **SMALL)
+    (path,) = one.save(tmp_path / "out.png")
+    assert path == tmp_path / "out.png"
+    with Image.open(path) as image:
+        assert (pixels(image.convert("RGB")) == pixels(one.image)).all()
+    before = path.read_bytes()
+    with pytest.raises(FileExistsError):
+        one.save(path)
+    assert path.read_bytes() == before
+    many = gen("1girl", seed=10, num_images=2, **SMALL)
+    assert [p.name for p in many.save(tmp_path / "batch.png")] == ["batch-1.png", "batch-2.png"]
+    (tmp_path / "clash-2.png").write_bytes(b"")
+    with pytest.raises(FileExistsError):
+        many.save(tmp_path / "clash.png")
+    assert not (tmp_path / "clash-1.png").exists()  # nothing written
+    with pytest.raises(ValueError, match=r"\.png"):
+        one.save(tmp_path / "out.jpg")
+
+
+def test_saved_metadata_reproduces_the_image(gen: Any, tmp_path: Path) -> None:
+    from animagine import read_parameters
+
+    result = gen("smile, 1girl, (red eyes:1.2)", negative_prompt="lowres, [blurry]", seed=77,
+                 guidance_scale=6.5, sampler="DPM++ 2M Karras", clip_skip=1, **SMALL)  # fmt: skip
+    (path,) = result.save(tmp_path)
+    params = read_parameters(path)
+    assert params == result.parameters[0]
+    again = gen(**params.to_call_kwargs(), progress=False)
+    assert again.parameters[0].prompt == params.prompt
+    assert (pixels(again.image) == pixels(result.image)).all()
+
+
+def test_save_creates_the_parent_of_a_file(gen: Any, tmp_path: Path) -> None:
+    result = gen("1girl", seed=1, **SMALL)
+    (path,) = result.save(tmp_path / "a" / "b" / "c.png")
+    assert path.is_file()
+
+
+def test_numpy_numbers_are_accepted(gen: Any, spy: Spy) -> None:
+    import numpy as np
+
+    result = gen(
+        "1girl", seed=np.uint32(5), steps=np.int64(3), guidance_scale=np.float32(4.5),
+        width=np.int32(64), height=64, progress=False,
+    )  # fmt: skip
+    params = result.parameters[0]
+    assert (params.seed, params.steps, params.guidance_scale, params.width) == (5, 3, 4.5, 64)
+    assert type(params.seed) is int
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif("not __import__('torch').cuda.is_available()", reason="needs CUDA")
+def test_float16_on_cuda_gives_finite_images(tiny_model_paths: Any) -> None:
+    import warnings
+
+    from animagine._generator import Generator
+
+    loaded = Generator.from_pretrained(
+        tiny_model_paths.folder, version="v4", dtype="float16", device="cuda"
+    )
+    assert loaded.pipeline.vae.config.force_upcast is True
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # the NaN warning
+        first = loaded("1girl", seed=1, num_images=2, **SMALL)
+    again = loaded("1girl", seed=1, num_images=2, **SMALL)
+    assert (pixels(first.images[1]) == pixels(again.images[1])).all()
+
+
+def test_result_is_frozen(gen: Any) -> None:
+    import attrs
+
+    result = gen("1girl", seed=1, **SMALL)
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        result.seeds = (2,)
+
+
+def test_copy_of_folder_with_allow_pickle_still_loads(
+    tiny_model_paths: Any, tmp_path: Path
+) -> None:
+    """allow_pickle only lifts the safetensors requirement; safetensors folders still load."""
+    from animagine._generator import Generator
+
+    folder = tmp_path / "copy"
+    shutil.copytree(tiny_model_paths.folder, folder)
+    loaded = Generator.from_pretrained(folder, version="v4", allow_pickle=True)
+    assert loaded.model == "copy"
