@@ -26,13 +26,23 @@ What it adds to the pipeline:
   in float32 whenever a VAE that is not known to be fp16-safe runs in float16 (no NaN / black
   images).
 
-Not implemented: hires fix, img2img / inpainting, LoRA helpers (use ``gen.pipeline`` directly),
-``DPM++ 2S a``.
+* **Hires fix** as in the official demo (``hires=1.5`` or a :class:`HiresParameters`): the
+  first pass's latents are upscaled (``Latent (nearest-exact)`` by default) and denoised again by
+  an img2img pipeline built from the same components (no weights copied), with the same prompt
+  embeddings and seeds.
+* **LoRA** through diffusers (:meth:`Generator.load_lora`, :meth:`Generator.set_lora_weights`,
+  :meth:`Generator.unload_loras`): safetensors only unless ``allow_pickle=True``; the prompt
+  cache is emptied whenever the LoRAs change; each image records its LoRAs (``Lora hashes`` and
+  ``Lora weights`` in its A1111 infotext).
+
+Not implemented: img2img / inpainting from a user's image, non-latent hires upscalers
+(ESRGAN...), ``DPM++ 2S a``.
 """
 
 from __future__ import annotations
 
 import errno
+import hashlib
 import math
 import numbers
 import operator
@@ -41,7 +51,7 @@ import re
 import secrets
 import threading
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -50,7 +60,7 @@ import attrs
 from animagine._encoding import PromptEncoder, UnsupportedPipelineError
 from animagine._errors import AnimagineError, UnknownVersionError
 from animagine._grammar import parse_tags
-from animagine._metadata import GenerationParameters, write_png
+from animagine._metadata import GenerationParameters, HiresParameters, write_png
 from animagine._prompt import Prompt
 from animagine._tag import Tag
 from animagine._vocab import ModelVersion, get_version
@@ -60,6 +70,8 @@ if TYPE_CHECKING:
     from PIL.Image import Image
 
 __all__ = [
+    "HIRES_UPSCALERS",
+    "MAX_HIRES_SCALE",
     "MAX_SIZE",
     "MIN_SIZE",
     "SAMPLERS",
@@ -99,6 +111,12 @@ _SDXL_COMPONENTS: Final = (
     "text_encoder_2",
     "unet",
     "vae",
+)
+#: What a ``StableDiffusionXLImg2ImgPipeline`` is built from, besides its scheduler.
+_IMG2IMG_COMPONENTS: Final = (
+    *_SDXL_COMPONENTS,
+    "image_encoder",
+    "feature_extractor",
 )
 
 
@@ -294,6 +312,191 @@ def _bool_argument(name: str, value: object) -> bool:
     if not isinstance(value, bool):
         raise GenerationTypeError(f"{name} must be a bool, got {type(value).__name__}: {value!r}")
     return value
+
+
+def _number_argument(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise GenerationTypeError(f"{name} must be a number, got {type(value).__name__}: {value!r}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise GenerationArgumentError(f"{name} must be a finite number, got {value!r}")
+    return number
+
+
+# --- hires fix ------------------------------------------------------------------------------------
+
+#: Largest hires-fix upscale factor accepted.
+MAX_HIRES_SCALE: Final = 4.0
+#: The official demo's hires-fix settings: ``upscale_by=1.5``, ``upscaler_strength=0.55``,
+#: latents upscaled with ``nearest-exact``.
+_DEMO_HIRES_STRENGTH: Final = 0.55
+_DEMO_HIRES_UPSCALER: Final = "Latent (nearest-exact)"
+
+
+@attrs.frozen
+class _Upscaler:
+    name: str
+    mode: str
+    antialias: bool = False
+
+
+#: A1111's latent upscalers (``latent_upscale_modes``) and the ``torch.nn.functional.interpolate``
+#: mode of each; ``Latent (bilinear)`` is how the demo's JSON (``upscale_method``) reads back.
+_UPSCALER_TABLE: Final = (
+    _Upscaler("Latent", "bilinear"),
+    _Upscaler("Latent (antialiased)", "bilinear", antialias=True),
+    _Upscaler("Latent (bicubic)", "bicubic"),
+    _Upscaler("Latent (bicubic antialiased)", "bicubic", antialias=True),
+    _Upscaler("Latent (nearest)", "nearest"),
+    _Upscaler("Latent (nearest-exact)", "nearest-exact"),
+    _Upscaler("Latent (bilinear)", "bilinear"),
+)
+_UPSCALERS_BY_KEY: Final = {upscaler.name.lower(): upscaler for upscaler in _UPSCALER_TABLE}
+#: The hires-fix upscaler names :meth:`Generator.__call__` accepts (latent upscalers only).
+HIRES_UPSCALERS: Final = tuple(upscaler.name for upscaler in _UPSCALER_TABLE)
+
+
+@attrs.frozen
+class _HiresPlan:
+    """A validated hires fix: what is recorded, and how to run it."""
+
+    parameters: HiresParameters
+    upscaler: _Upscaler
+    steps: int
+    width: int
+    height: int
+
+
+def _hires_size(side: int, scale: float) -> int:
+    """``round(side * scale)`` down to a multiple of 8."""
+    return math.floor(side * scale + 0.5) // 8 * 8
+
+
+def _hires_argument(value: object, width: int, height: int, steps: int) -> _HiresPlan | None:
+    """Check ``hires=`` against the first pass's size and steps (see :meth:`Generator.__call__`)."""
+    if value is None:
+        return None
+    if isinstance(value, HiresParameters):
+        scale: object = value.scale
+        strength: object = value.strength
+        upscaler_name: object = value.upscaler
+        hires_steps: object = value.steps
+        scale_name = "hires.scale"
+    elif isinstance(value, numbers.Real):
+        scale, strength = value, _DEMO_HIRES_STRENGTH
+        upscaler_name, hires_steps = _DEMO_HIRES_UPSCALER, None
+        scale_name = "hires (the scale)"
+    else:
+        raise GenerationTypeError(
+            "hires must be a HiresParameters, a number (the upscale factor) or None, got"
+            f" {type(value).__name__}: {value!r}"
+        )
+    scale_ = _number_argument(scale_name, scale)
+    if not 1 <= scale_ <= MAX_HIRES_SCALE:
+        raise GenerationArgumentError(
+            f"{scale_name} must be between 1 and {MAX_HIRES_SCALE:g}, got {scale!r}"
+        )
+    strength_ = _number_argument("hires.strength", strength)
+    if not 0 < strength_ <= 1:
+        raise GenerationArgumentError(
+            f"hires.strength must be above 0 and at most 1, got {strength!r}"
+        )
+    steps_ = (
+        steps if hires_steps is None else _int_argument("hires.steps", hires_steps, 1, MAX_STEPS)
+    )
+    if int(steps_ * strength_) < 1:
+        raise GenerationArgumentError(
+            f"hires.strength={strength_:g} with {steps_} hires steps denoises for"
+            f" int({steps_} * {strength_:g}) = 0 steps; raise the strength or hires.steps"
+        )
+    if not isinstance(upscaler_name, str):
+        raise GenerationTypeError(
+            f"hires.upscaler must be a str, got {type(upscaler_name).__name__}: {upscaler_name!r}"
+        )
+    upscaler = _UPSCALERS_BY_KEY.get(" ".join(upscaler_name.split()).lower())
+    if upscaler is None:
+        raise GenerationArgumentError(
+            f"unknown hires.upscaler {upscaler_name!r}; the latent upscalers are"
+            f" {', '.join(map(repr, HIRES_UPSCALERS))}"
+        )
+    target = (_hires_size(width, scale_), _hires_size(height, scale_))
+    if max(target) > MAX_SIZE:
+        raise GenerationArgumentError(
+            f"hires scale {scale_:g} makes {width}x{height} into {target[0]}x{target[1]}; sides"
+            f" must be at most {MAX_SIZE}"
+        )
+    recorded = HiresParameters(
+        scale=scale_,
+        strength=strength_,
+        upscaler=upscaler.name,
+        steps=None if hires_steps is None else steps_,
+    )
+    return _HiresPlan(recorded, upscaler, steps_, *target)
+
+
+# --- LoRA -----------------------------------------------------------------------------------------
+
+_ADAPTER_NAME: Final = re.compile(r"[\w\-]+")
+_LORA_SUFFIXES: Final = _PICKLE_SUFFIXES | {".safetensors"}
+
+
+@attrs.frozen
+class _Lora:
+    name: str
+    weight: float
+    hash: str | None
+
+
+def _format_weight(weight: float) -> str:
+    return str(int(weight)) if weight.is_integer() else repr(weight)
+
+
+def _lora_hash(path: Path) -> str:
+    """A1111's LoRA short hash (``Lora hashes``): the first 12 hex digits of the sha256 of a
+    safetensors file's tensor data (the "addnet" hash, header skipped), or of a whole pickle file.
+    """
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        if path.suffix.lower() == ".safetensors":
+            header = file.read(8)
+            file.seek(8 + int.from_bytes(header, "little"))
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:12]
+
+
+def _check_weight_suffix(name: str, allow_pickle: bool, what: str) -> None:
+    suffix = Path(name).suffix.lower()
+    if suffix in _PICKLE_SUFFIXES:
+        if not allow_pickle:
+            raise ModelLoadError(
+                f"{what} {name!r} is a pickle file, which can run code when loaded; convert it to"
+                " .safetensors, or pass allow_pickle=True if you trust it"
+            )
+    elif suffix != ".safetensors":
+        raise ModelLoadError(f"{what} {name!r} is not a .safetensors file")
+
+
+def _lora_file_in(folder: Path, allow_pickle: bool) -> str:
+    """The one LoRA weights file in ``folder`` (safetensors first)."""
+    files = sorted(path.name for path in folder.iterdir() if path.is_file())
+    for suffixes in ({".safetensors"}, _PICKLE_SUFFIXES if allow_pickle else set()):
+        found = [name for name in files if Path(name).suffix.lower() in suffixes]
+        if len(found) == 1:
+            return found[0]
+        if found:
+            raise ModelLoadError(
+                f"{os.fspath(folder)!r} holds several weights files ({', '.join(found)}); pass"
+                " weight_name= to choose one"
+            )
+    pickles = [name for name in files if Path(name).suffix.lower() in _PICKLE_SUFFIXES]
+    hint = (
+        f"; its pickle weights ({', '.join(pickles)}) can run code when loaded: pass"
+        " allow_pickle=True if you trust them"
+        if pickles
+        else ""
+    )
+    raise ModelLoadError(f"{os.fspath(folder)!r} has no .safetensors LoRA weights{hint}")
 
 
 def _import(name: str) -> Any:
@@ -522,6 +725,7 @@ class _Plan:
     seeds: tuple[int, ...]
     clip_skip: int | None
     negative_tags: tuple[Tag, ...]
+    hires: _HiresPlan | None = None
 
 
 class Generator:
@@ -536,6 +740,10 @@ class Generator:
     afterwards; calls on one generator run one at a time. A wrapped pipeline is used as it is:
     in float16 its VAE's ``force_upcast`` config decides whether decoding runs in float32 (the
     loaders set it when the VAE is not known to be fp16-safe).
+
+    The hires fix runs on a ``StableDiffusionXLImg2ImgPipeline`` built once from the pipeline's
+    own components (rebuilt only when one of them is replaced). LoRAs loaded with
+    :meth:`load_lora` live in those shared modules, so both passes use them.
     """
 
     def __init__(
@@ -575,6 +783,8 @@ class Generator:
         self._scheduler_config = dict(pipeline.scheduler.config)
         self._encoder = PromptEncoder(pipeline)
         self._lock = threading.Lock()
+        self._img2img: tuple[tuple[Any, ...], Any] | None = None
+        self._loras: dict[str, _Lora] = {}
 
     # -- loading ------------------------------------------------------------------------------
 
@@ -817,6 +1027,7 @@ class Generator:
         num_images: int = 1,
         add_quality_tags: bool = True,
         clip_skip: int | None = None,
+        hires: HiresParameters | float | None = None,
         callback_on_step_end: Callable[..., Any] | None = None,
         progress: bool = True,
     ) -> GenerationResult:
@@ -844,7 +1055,20 @@ class Generator:
             add_quality_tags: Add the version's recommended quality tags that the prompt lacks,
                 where the version puts them.
             clip_skip: Text encoder layers to skip (diffusers' convention; 0 is None).
-            callback_on_step_end: diffusers' step callback, passed through.
+            hires: A second, img2img pass at a larger size, as the official demo does it: the
+                first pass's latents are upscaled and denoised again at ``strength``, with the
+                same prompt embeddings, guidance, sampler and seeds. A number is the upscale
+                factor with the demo's other settings (``hires=1.5`` is
+                ``HiresParameters(scale=1.5, strength=0.55, upscaler="Latent (nearest-exact)")``).
+                A :class:`animagine.HiresParameters` gives ``scale`` (1 to 4), ``strength``
+                (above 0, at most 1), ``upscaler`` (:data:`HIRES_UPSCALERS`, latent upscalers
+                only) and ``steps`` (1 to 200; ``None``: the first pass's). As in diffusers and
+                A1111, the second pass runs ``int(steps * strength)`` steps, which must be at
+                least 1. The images come out at ``round(side * scale)`` down to a multiple of 8;
+                :attr:`GenerationResult.parameters` record the first pass's size and ``hires``
+                (A1111's ``Size`` and ``Hires upscale``).
+            callback_on_step_end: diffusers' step callback, passed through (to both passes
+                with ``hires``; step numbers start again at 0 for the second).
             progress: Show diffusers' progress bar.
 
         Raises:
@@ -852,6 +1076,8 @@ class Generator:
             GenerationTypeError: an argument of the wrong type.
             PromptSyntaxError: prompt or negative prompt text that does not parse.
             ImportError: a sampler whose extra dependency is missing.
+
+        With ``hires``, every check (the upscaled size included) runs before any model work.
         """
         plan = self._plan(
             prompt,
@@ -866,6 +1092,7 @@ class Generator:
             num_images=num_images,
             add_quality_tags=add_quality_tags,
             clip_skip=clip_skip,
+            hires=hires,
         )
         if callback_on_step_end is not None and not callable(callback_on_step_end):
             raise GenerationTypeError(
@@ -873,8 +1100,8 @@ class Generator:
             )
         _bool_argument("progress", progress)
         scheduler = _make_scheduler(plan.sampler, self._scheduler_config)
-        images = self._run(plan, scheduler, callback_on_step_end, progress)
-        parameters = tuple(self._parameters(plan, seed) for seed in plan.seeds)
+        images, extra = self._run(plan, scheduler, callback_on_step_end, progress)
+        parameters = tuple(self._parameters(plan, seed, extra) for seed in plan.seeds)
         return GenerationResult(images=images, seeds=plan.seeds, parameters=parameters)
 
     def _plan(
@@ -892,6 +1119,7 @@ class Generator:
         num_images: object,
         add_quality_tags: object,
         clip_skip: object,
+        hires: object = None,
     ) -> _Plan:
         version = self._version
         defaults = version.defaults
@@ -917,6 +1145,7 @@ class Generator:
             width_, height_ = bucket
         width_ = defaults.width if width_ is None else width_
         height_ = defaults.height if height_ is None else height_
+        hires_ = _hires_argument(hires, width_, height_, steps_)
         if seed is None:
             first = secrets.randbits(32)
         else:
@@ -962,6 +1191,7 @@ class Generator:
             seeds=tuple(range(first, first + count)),
             clip_skip=skip,
             negative_tags=negative_tags,
+            hires=hires_,
         )
 
     def _clip_skip(self, clip_skip: object) -> int | None:
@@ -980,7 +1210,7 @@ class Generator:
         scheduler: Any,
         callback: Callable[..., Any] | None,
         progress: bool,
-    ) -> tuple[Image, ...]:
+    ) -> tuple[tuple[Image, ...], dict[str, str]]:
         torch = _import("torch")
         numpy = _import("numpy")
         pil = _import("PIL.Image")
@@ -989,26 +1219,32 @@ class Generator:
                 plan.prompt.tags, plan.negative_tags, clip_skip=plan.clip_skip,
                 num_images=len(plan.seeds),
             )  # fmt: skip
+            extra = self._lora_extra()
             generators = [torch.Generator(device="cpu").manual_seed(seed) for seed in plan.seeds]
             pipeline = self._pipeline
             previous = pipeline.scheduler
             pipeline.scheduler = scheduler
             pipeline.set_progress_bar_config(disable=not progress)
+            common = {
+                **embeddings.as_kwargs(),
+                "guidance_scale": plan.guidance_scale,
+                "num_images_per_prompt": 1,
+                "generator": generators,
+                "callback_on_step_end": callback,
+            }
             try:
                 with warnings.catch_warnings():
                     # diffusers >= 0.36 deprecates its own upcast_vae, which force_upcast calls.
                     warnings.filterwarnings("ignore", ".*upcast_vae.*deprecated", FutureWarning)
                     output = pipeline(
-                        **embeddings.as_kwargs(),
+                        **common,
                         num_inference_steps=plan.steps,
-                        guidance_scale=plan.guidance_scale,
                         width=plan.width,
                         height=plan.height,
-                        num_images_per_prompt=1,
-                        generator=generators,
-                        output_type="np",
-                        callback_on_step_end=callback,
+                        output_type="np" if plan.hires is None else "latent",
                     )
+                    if plan.hires is not None:
+                        output = self._hires_pass(plan, plan.hires, output.images, common, progress)
             finally:
                 pipeline.scheduler = previous
         array = numpy.asarray(output.images, dtype=numpy.float32)
@@ -1023,9 +1259,58 @@ class Generator:
             )
             array = numpy.nan_to_num(array, nan=0.0, posinf=1.0, neginf=0.0)
         pixels = (numpy.clip(array, 0.0, 1.0) * 255).round().astype(numpy.uint8)
-        return tuple(pil.fromarray(image) for image in pixels)
+        return tuple(pil.fromarray(image) for image in pixels), extra
 
-    def _parameters(self, plan: _Plan, seed: int) -> GenerationParameters:
+    def _hires_pass(
+        self,
+        plan: _Plan,
+        hires: _HiresPlan,
+        latents: torch.Tensor,
+        common: Mapping[str, Any],
+        progress: bool,
+    ) -> Any:
+        """The demo's hires fix: upscale the latents, then img2img them at ``strength``."""
+        functional = _import("torch.nn.functional")
+        factor = int(getattr(self._pipeline, "vae_scale_factor", 8))
+        size = (hires.height // factor, hires.width // factor)
+        if hires.upscaler.antialias:
+            upscaled = functional.interpolate(
+                latents, size=size, mode=hires.upscaler.mode, antialias=True
+            )
+        else:
+            upscaled = functional.interpolate(latents, size=size, mode=hires.upscaler.mode)
+        img2img = self._img2img_pipeline()
+        # A scheduler of its own: the first pass's may hold state (multistep solvers).
+        img2img.scheduler = _make_scheduler(plan.sampler, self._scheduler_config)
+        img2img.set_progress_bar_config(disable=not progress)
+        return img2img(
+            **common,
+            image=upscaled,
+            strength=hires.parameters.strength,
+            num_inference_steps=hires.steps,
+            output_type="np",
+        )
+
+    def _img2img_pipeline(self) -> Any:
+        """A ``StableDiffusionXLImg2ImgPipeline`` on the pipeline's own modules (no copies)."""
+        pipeline = self._pipeline
+        components = tuple(getattr(pipeline, name, None) for name in _IMG2IMG_COMPONENTS)
+        if self._img2img is not None and all(
+            new is old for new, old in zip(components, self._img2img[0], strict=True)
+        ):
+            return self._img2img[1]
+        diffusers = _import("diffusers")
+        config = getattr(pipeline, "config", None) or {}
+        img2img = diffusers.StableDiffusionXLImg2ImgPipeline(
+            **dict(zip(_IMG2IMG_COMPONENTS, components, strict=True)),
+            scheduler=pipeline.scheduler,
+            force_zeros_for_empty_prompt=bool(config.get("force_zeros_for_empty_prompt", True)),
+            add_watermarker=False,
+        )
+        self._img2img = (components, img2img)
+        return img2img
+
+    def _parameters(self, plan: _Plan, seed: int, extra: Mapping[str, str]) -> GenerationParameters:
         return GenerationParameters(
             prompt=str(plan.prompt),
             negative_prompt=plan.negative,
@@ -1038,8 +1323,225 @@ class Generator:
             model=self._model,
             version=self._version.name,
             clip_skip=plan.clip_skip,
+            hires=None if plan.hires is None else plan.hires.parameters,
             structured_prompt=plan.prompt.to_json(),
+            extra=extra,
         )
+
+    # -- LoRA ---------------------------------------------------------------------------------
+
+    @property
+    def loras(self) -> dict[str, float]:
+        """The LoRAs loaded with :meth:`load_lora` and their weights, in loading order (a copy)."""
+        with self._lock:
+            return {name: lora.weight for name, lora in self._loras.items()}
+
+    def load_lora(
+        self,
+        lora: str | os.PathLike[str],
+        *,
+        weight: float = 1.0,
+        adapter_name: str | None = None,
+        **options: Any,
+    ) -> str:
+        """Load a LoRA into the UNet and text encoders (diffusers' ``load_lora_weights``).
+
+        Several LoRAs can be loaded; each is a named diffusers adapter, active at its weight.
+        Images made afterwards record them in their infotext: ``Lora hashes`` (A1111's
+        ``name: hash``, for local files) and ``Lora weights`` (``name: weight``). The prompt
+        embedding cache is emptied.
+
+        Args:
+            lora: A ``.safetensors`` file, a folder holding one LoRA weights file (or give
+                ``weight_name=``), or a hub id.
+            weight: The LoRA's scale (A1111's ``<lora:name:weight>``), a finite number; 0
+                turns it off.
+            adapter_name: The adapter's name (letters, digits, ``_`` and ``-``). Default: the
+                file's name (or the folder's, or the repository's), made unique.
+            **options: Passed to ``load_lora_weights`` (``weight_name=``, ``subfolder=``,
+                ``revision=``, ``local_files_only=``...). Also ``allow_pickle=True`` to accept
+                pickle weights (``.bin``, ``.ckpt``...; unsafe: pickle runs code).
+
+        Returns:
+            The adapter name, for :meth:`set_lora_weights` and :meth:`unload_loras`.
+
+        Raises:
+            ModelLoadError: no such file or folder, pickle weights without ``allow_pickle``, or
+                weights diffusers cannot load into this model (nothing stays loaded).
+            GenerationArgumentError: a name already in use, or a bad weight.
+            ImportError: peft is not installed.
+        """
+        if not isinstance(lora, (str, os.PathLike)):
+            raise GenerationTypeError(f"lora must be a str or path, got {type(lora).__name__}")
+        scale = _number_argument("weight", weight)
+        if adapter_name is not None:
+            if not isinstance(adapter_name, str):
+                raise GenerationTypeError(
+                    f"adapter_name must be a str, got {type(adapter_name).__name__}"
+                )
+            if not _ADAPTER_NAME.fullmatch(adapter_name):
+                raise GenerationArgumentError(
+                    f"adapter_name must be letters, digits, '_' and '-', got {adapter_name!r}"
+                )
+        options = dict(options)
+        allow_pickle = _check_pickle_option(options)
+        _import("peft")  # diffusers loads LoRAs through peft
+        text = os.fspath(lora)
+        path = Path(text).expanduser()
+        weight_name = options.pop("weight_name", None)
+        if weight_name is not None and not isinstance(weight_name, str):
+            raise GenerationTypeError(
+                f"weight_name must be a str, got {type(weight_name).__name__}"
+            )
+        local: Path | None = None
+        if path.is_file():
+            if weight_name is not None:
+                raise GenerationArgumentError(
+                    f"weight_name={weight_name!r} is for folders and hub ids; {text!r} is a file"
+                )
+            _check_weight_suffix(path.name, allow_pickle, "LoRA file")
+            source, weight_name, local = str(path.parent), path.name, path
+            # diffusers' own file name says nothing: name the LoRA after its folder then.
+            generic = path.stem == "pytorch_lora_weights"
+            default_name = Path(os.path.abspath(path)).parent.name if generic else path.stem
+        elif path.is_dir():
+            folder = path / str(options.get("subfolder") or "")
+            if weight_name is None:
+                weight_name = _lora_file_in(folder, allow_pickle)
+            else:
+                _check_weight_suffix(weight_name, allow_pickle, "weight_name")
+            local = folder / weight_name
+            if not local.is_file():
+                raise ModelLoadError(f"no such LoRA file: {os.fspath(local)!r}")
+            source = str(path)
+            default_name = path.name
+        elif (
+            path.suffix.lower() in _LORA_SUFFIXES
+            or text.startswith((".", "/", "~"))
+            or text.count("/") > 1
+            or os.sep in text.replace("/", "")
+        ):
+            raise ModelLoadError(f"no such LoRA file or folder: {text!r}")
+        else:
+            if weight_name is not None:
+                _check_weight_suffix(weight_name, allow_pickle, "weight_name")
+            source = text
+            default_name = text.rsplit("/", 1)[-1]
+        if weight_name is not None:
+            options["weight_name"] = weight_name
+            options["use_safetensors"] = weight_name.lower().endswith(".safetensors")
+        elif not allow_pickle:
+            options["use_safetensors"] = True
+        file_hash = None if local is None else _lora_hash(local)
+        with self._lock:
+            if adapter_name is None:
+                base = re.sub(r"[^\w\-]", "_", default_name) or "lora"
+                name, number = base, 2
+                while name in self._loras:
+                    name, number = f"{base}_{number}", number + 1
+            elif adapter_name in self._loras:
+                raise GenerationArgumentError(
+                    f"adapter_name={adapter_name!r} is already loaded; unload it first or choose"
+                    " another name"
+                )
+            else:
+                name = adapter_name
+            self._load_adapter(source, name, text, options)
+            self._loras[name] = _Lora(name, scale, file_hash)
+            self._apply_lora_weights()
+        return name
+
+    def _load_adapter(self, source: str, name: str, label: str, options: dict[str, Any]) -> None:
+        pipeline = self._pipeline
+        safetensors = _import("safetensors")
+        self._encoder.clear_cache()
+        try:
+            with warnings.catch_warnings():
+                # peft's note on a second adapter in one model: several LoRAs are the point.
+                warnings.filterwarnings(
+                    "ignore", "Already found a `peft_config` attribute", UserWarning
+                )
+                pipeline.load_lora_weights(source, adapter_name=name, **options)
+        except (OSError, ValueError, KeyError, RuntimeError, safetensors.SafetensorError) as error:
+            self._drop_adapter(name)
+            raise ModelLoadError(f"cannot load LoRA {label!r}: {error}") from error
+        if not any(name in names for names in pipeline.get_list_adapters().values()):
+            raise ModelLoadError(
+                f"LoRA {label!r} matches no layer of this model; is it an SDXL LoRA?"
+            )
+
+    def _drop_adapter(self, name: str) -> None:
+        """Remove what a failed load left behind, if anything."""
+        try:
+            present = any(name in names for names in self._pipeline.get_list_adapters().values())
+            if present:
+                self._pipeline.delete_adapters(name)
+        except (ValueError, KeyError, RuntimeError):  # pragma: no cover - best effort
+            pass
+        self._apply_lora_weights()
+
+    def _apply_lora_weights(self) -> None:
+        """Activate the loaded adapters at their weights; empty the prompt cache."""
+        if self._loras:
+            self._pipeline.set_adapters(
+                list(self._loras), adapter_weights=[lora.weight for lora in self._loras.values()]
+            )
+        self._encoder.clear_cache()
+
+    def set_lora_weights(self, weights: Mapping[str, float]) -> None:
+        """Change the weights of loaded LoRAs (``{adapter name: weight}``); others keep theirs.
+
+        Raises:
+            GenerationArgumentError: a name that is not loaded, or a bad weight (nothing changes).
+        """
+        if not isinstance(weights, Mapping):
+            raise GenerationTypeError(
+                f"weights must be a mapping of adapter name to weight, got {type(weights).__name__}"
+            )
+        checked = {name: _number_argument(f"weights[{name!r}]", w) for name, w in weights.items()}
+        with self._lock:
+            self._check_loaded(checked)
+            for name, weight in checked.items():
+                self._loras[name] = attrs.evolve(self._loras[name], weight=weight)
+            self._apply_lora_weights()
+
+    def unload_loras(self, *names: str) -> None:
+        """Unload the named LoRAs, or all of them (no names); the model's weights are restored.
+
+        Raises:
+            GenerationArgumentError: a name that is not loaded (nothing is unloaded).
+        """
+        with self._lock:
+            self._check_loaded(names)
+            if not names or set(names) >= set(self._loras):
+                self._pipeline.unload_lora_weights()
+                self._loras.clear()
+            else:
+                self._pipeline.delete_adapters(list(names))
+                for name in names:
+                    del self._loras[name]
+            self._apply_lora_weights()
+
+    def _check_loaded(self, names: Iterable[object]) -> None:
+        unknown = [name for name in names if name not in self._loras]
+        if unknown:
+            loaded = ", ".join(map(repr, self._loras)) or "none"
+            raise GenerationArgumentError(
+                f"LoRA(s) {', '.join(map(repr, unknown))} not loaded; loaded: {loaded}"
+            )
+
+    def _lora_extra(self) -> dict[str, str]:
+        """The infotext keys recording the active LoRAs (A1111's ``Lora hashes``)."""
+        if not self._loras:
+            return {}
+        extra = {}
+        hashes = [f"{lora.name}: {lora.hash}" for lora in self._loras.values() if lora.hash]
+        if hashes:
+            extra["Lora hashes"] = ", ".join(hashes)
+        extra["Lora weights"] = ", ".join(
+            f"{lora.name}: {_format_weight(lora.weight)}" for lora in self._loras.values()
+        )
+        return extra
 
 
 def _load_fix_vae(hub_id: str, dtype: torch.dtype | None, options: Mapping[str, Any]) -> Any:

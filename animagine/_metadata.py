@@ -499,10 +499,10 @@ class GenerationParameters:
     # --- reproduction ---
 
     def to_call_kwargs(self) -> dict[str, Any]:
-        """The :class:`animagine.Generator` call options that reproduce the first pass.
+        """The :class:`animagine.Generator` call options that reproduce the image.
 
         ``add_quality_tags`` is False: the stored prompt already has them. :attr:`hires` is
-        not included.
+        passed on when the image was made with the hires fix.
         """
         kwargs: dict[str, Any] = {
             "prompt": self.prompt,
@@ -516,6 +516,8 @@ class GenerationParameters:
         }
         if self.clip_skip is not None:
             kwargs["clip_skip"] = self.clip_skip
+        if self.hires is not None:
+            kwargs["hires"] = self.hires
         kwargs["add_quality_tags"] = False
         return kwargs
 

@@ -21,6 +21,8 @@ import pytest
 
 import animagine
 from animagine import AnimagineError, Prompt, PromptSyntaxError, UnknownVersionError, get_version
+from animagine._generator import ModelLoadError
+from animagine._metadata import HiresParameters
 
 pytestmark = [
     pytest.mark.generate,
@@ -583,6 +585,38 @@ BAD_CALLS: list[tuple[dict[str, Any], type[Exception], str]] = [
     ({"aspect": "square", "height": 832}, ValueError, "conflicts"),
     ({"callback_on_step_end": 3}, TypeError, "callback_on_step_end must be callable"),
     ({"progress": "yes"}, TypeError, "progress must be a bool"),
+    ({"hires": 0.5}, ValueError, r"hires \(the scale\) must be between 1 and 4, got 0.5"),
+    ({"hires": 4.5}, ValueError, "must be between 1 and 4"),
+    ({"hires": math.nan}, ValueError, "hires"),
+    ({"hires": True}, TypeError, "hires .*must be a number"),
+    ({"hires": "1.5"}, TypeError, "hires must be a HiresParameters, a number"),
+    ({"hires": {"scale": 1.5}}, TypeError, "hires must be a HiresParameters"),
+    (
+        {"hires": HiresParameters(scale=5, strength=0.5, upscaler="Latent")},
+        ValueError,
+        "hires.scale must be between 1 and 4, got 5.0",
+    ),
+    (
+        {"hires": HiresParameters(scale=1.5, strength=0, upscaler="Latent")},
+        ValueError,
+        "hires.strength must be above 0",
+    ),
+    (
+        {"hires": HiresParameters(scale=1.5, strength=0.5, upscaler="Latent", steps=201)},
+        ValueError,
+        "hires.steps must be between 1 and 200",
+    ),
+    (
+        {"hires": HiresParameters(scale=1.5, strength=0.4, upscaler="Latent"), "steps": 2},
+        ValueError,
+        r"hires.strength=0.4 with 2 hires steps denoises for int\(2 \* 0.4\) = 0 steps",
+    ),
+    (
+        {"hires": HiresParameters(scale=1.5, strength=0.5, upscaler="R-ESRGAN 4x+ Anime6B")},
+        ValueError,
+        r"unknown hires.upscaler 'R-ESRGAN 4x\+ Anime6B'.*'Latent \(nearest-exact\)'",
+    ),
+    ({"hires": 1.5, "width": 4096, "height": 64}, ValueError, "makes 4096x64 into 6144x96"),
 ]
 
 
@@ -769,3 +803,384 @@ def test_copy_of_folder_with_allow_pickle_still_loads(
     shutil.copytree(tiny_model_paths.folder, folder)
     loaded = Generator.from_pretrained(folder, version="v4", allow_pickle=True)
     assert loaded.model == "copy"
+
+
+# --- hires fix -----------------------------------------------------------------------------------
+
+
+def test_hires_size_metadata_and_determinism(gen: Any) -> None:
+    result = gen("1girl", seed=3, hires=1.5, **SMALL)
+    assert result.image.size == (96, 96)
+    params = result.parameters[0]
+    assert (params.width, params.height) == (64, 64)  # A1111's Size is the first pass
+    assert params.hires == HiresParameters(
+        scale=1.5, strength=0.55, upscaler="Latent (nearest-exact)", steps=None
+    )
+    assert "Denoising strength: 0.55, Hires upscale: 1.5" in params.to_infotext()
+    again = gen("1girl", seed=3, hires=1.5, **SMALL)
+    assert (pixels(again.image) == pixels(result.image)).all()
+    other = gen("1girl", seed=4, hires=1.5, **SMALL)
+    assert (pixels(other.image) != pixels(result.image)).any()
+    batch = gen("1girl", seed=2, num_images=2, hires=1.5, **SMALL)
+    assert abs(pixels(batch.images[1]) - pixels(result.image)).max() <= 1  # batch numerics
+    plain = gen("1girl", seed=3, **SMALL)
+    assert plain.parameters[0].hires is None
+
+
+def test_hires_parameters_and_size_rounding(gen: Any) -> None:
+    hires = HiresParameters(scale=1.3, strength=0.7, upscaler="latent (bicubic  ANTIALIASED)",
+                            steps=3)  # fmt: skip
+    result = gen("1girl", seed=1, hires=hires, width=64, height=80, steps=2, progress=False)
+    # round(64 * 1.3) = 83 -> 80; round(80 * 1.3) = 104.
+    assert result.image.size == (80, 104)
+    assert result.parameters[0].hires == HiresParameters(
+        scale=1.3, strength=0.7, upscaler="Latent (bicubic antialiased)", steps=3
+    )
+
+
+def test_every_hires_upscaler_runs(gen: Any) -> None:
+    from animagine._generator import HIRES_UPSCALERS
+
+    images = {}
+    for name in HIRES_UPSCALERS:
+        hires = HiresParameters(scale=2, strength=0.5, upscaler=name)
+        result = gen("1girl", seed=1, hires=hires, **SMALL)
+        assert result.image.size == (128, 128), name
+        images[name] = pixels(result.image)
+    assert (images["Latent"] == images["Latent (bilinear)"]).all()
+    assert (images["Latent"] != images["Latent (nearest-exact)"]).any()
+
+
+def test_hires_is_the_demos_procedure(gen: Any, tiny_pipeline: Any) -> None:
+    """Latents upscaled nearest-exact, then diffusers' SDXL img2img at the strength."""
+    import numpy as np
+    import torch
+    from diffusers import EulerAncestralDiscreteScheduler, StableDiffusionXLImg2ImgPipeline
+
+    from animagine._encoding import PromptEncoder
+
+    result = gen("1girl", seed=5, hires=1.5, negative_prompt="", add_quality_tags=False, **SMALL)
+    tags = Prompt.parse("1girl", version="v4").tags
+    embeddings = PromptEncoder(tiny_pipeline).encode(tags, ()).as_kwargs()
+    config = tiny_pipeline.scheduler.config
+    generator = torch.Generator().manual_seed(5)
+    before = tiny_pipeline.scheduler
+    tiny_pipeline.scheduler = EulerAncestralDiscreteScheduler.from_config(config)
+    try:
+        latents = tiny_pipeline(
+            **embeddings,
+            width=64,
+            height=64,
+            num_inference_steps=2,
+            guidance_scale=5.0,
+            generator=[generator],
+            output_type="latent",
+        ).images
+    finally:
+        tiny_pipeline.scheduler = before
+    upscaled = torch.nn.functional.interpolate(latents, size=(12, 12), mode="nearest-exact")
+    components = {
+        **tiny_pipeline.components,
+        "scheduler": EulerAncestralDiscreteScheduler.from_config(config),
+    }
+    img2img = StableDiffusionXLImg2ImgPipeline(**components, add_watermarker=False)
+    img2img.set_progress_bar_config(disable=True)
+    images = img2img(
+        **embeddings,
+        image=upscaled,
+        strength=0.55,
+        num_inference_steps=2,
+        guidance_scale=5.0,
+        generator=[generator],
+        output_type="np",
+    ).images
+    expected = (np.clip(images[0], 0, 1) * 255).round().astype(np.int16)
+    assert (pixels(result.image) == expected).all()
+
+
+def test_hires_shares_the_weights(gen: Any, tiny_pipeline: Any) -> None:
+    gen("1girl", seed=1, hires=1.5, **SMALL)
+    img2img = gen._img2img_pipeline()
+    for name in ("unet", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2"):
+        assert getattr(img2img, name) is getattr(tiny_pipeline, name), name
+    ours = {id(p) for p in tiny_pipeline.unet.parameters()}
+    assert {id(p) for p in img2img.unet.parameters()} == ours
+    assert img2img.unet.conv_in.weight.data_ptr() == tiny_pipeline.unet.conv_in.weight.data_ptr()
+    before = gen.pipeline.scheduler
+    gen("1girl", seed=1, hires=1.5, **SMALL)
+    assert gen._img2img_pipeline() is img2img  # built once
+    assert gen.pipeline.scheduler is before
+
+
+def test_hires_img2img_follows_replaced_components(tmp_path: Path) -> None:
+    from animagine._generator import Generator
+    from animagine.testing import make_tiny_pipeline
+
+    pipe = make_tiny_pipeline(seed=0)
+    local = Generator(pipe, version="v4")
+    first = local._img2img_pipeline()
+    pipe.vae = make_tiny_pipeline(seed=1).vae
+    second = local._img2img_pipeline()
+    assert second is not first
+    assert second.vae is pipe.vae
+
+
+def test_hires_callback_runs_in_both_passes(gen: Any) -> None:
+    steps: list[int] = []
+
+    def callback(pipe: Any, step: int, timestep: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+        steps.append(step)
+        return kwargs
+
+    hires = HiresParameters(scale=1.5, strength=0.5, upscaler="Latent", steps=4)
+    gen("1girl", seed=1, hires=hires, callback_on_step_end=callback, **SMALL)
+    assert steps == [0, 1, 0, 1]  # 2 steps, then int(4 * 0.5) = 2
+
+
+def test_hires_metadata_round_trip_reproduces_the_image(gen: Any, tmp_path: Path) -> None:
+    from animagine import read_parameters
+
+    hires = HiresParameters(scale=1.5, strength=0.6, upscaler="Latent (nearest-exact)", steps=3)
+    result = gen("1girl, smile", seed=9, sampler="DPM++ 2M Karras", hires=hires, **SMALL)
+    (path,) = result.save(tmp_path)
+    params = read_parameters(path)
+    assert params == result.parameters[0]
+    kwargs = params.to_call_kwargs()
+    assert kwargs["hires"] == params.hires
+    again = gen(**kwargs, progress=False)
+    assert again.parameters[0] == params
+    assert (pixels(again.image) == pixels(result.image)).all()
+
+
+# --- LoRA ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def lora_file(tmp_path_factory: pytest.TempPathFactory, tiny_pipeline: Any) -> Path:
+    """A seeded random LoRA for the tiny UNet and text encoder 1 (B matrices not zero)."""
+    import copy
+
+    import torch
+    from diffusers import StableDiffusionXLPipeline
+
+    pytest.importorskip("peft")
+    from peft import LoraConfig, get_peft_model_state_dict, inject_adapter_in_model
+
+    torch.manual_seed(0)
+    unet = copy.deepcopy(tiny_pipeline.unet)
+    unet.add_adapter(LoraConfig(r=4, lora_alpha=4, init_lora_weights=False,
+                                target_modules=["to_q", "to_k", "to_v", "to_out.0"]))  # fmt: skip
+    text_encoder = inject_adapter_in_model(
+        LoraConfig(r=4, lora_alpha=4, init_lora_weights=False,
+                   target_modules=["q_proj", "k_proj", "v_proj", "out_proj"]),
+        copy.deepcopy(tiny_pipeline.text_encoder),
+    )  # fmt: skip
+    folder = tmp_path_factory.mktemp("lora")
+    StableDiffusionXLPipeline.save_lora_weights(
+        folder,
+        unet_lora_layers=get_peft_model_state_dict(unet),
+        text_encoder_lora_layers=get_peft_model_state_dict(text_encoder),
+        weight_name="style.safetensors",
+    )
+    return folder / "style.safetensors"
+
+
+@pytest.fixture(scope="module")
+def _lora_generator(_torch_setup: None) -> Any:
+    from animagine._generator import Generator
+    from animagine.testing import make_tiny_pipeline
+
+    # Its own pipeline: LoRAs change the modules in place.
+    return Generator(make_tiny_pipeline(seed=0), version="v4")
+
+
+@pytest.fixture
+def lora_gen(_lora_generator: Any) -> Iterator[Any]:
+    yield _lora_generator
+    _lora_generator.unload_loras()
+
+
+def addnet_hash(path: Path) -> str:
+    import hashlib
+
+    data = path.read_bytes()
+    header = int.from_bytes(data[:8], "little")
+    return hashlib.sha256(data[8 + header :]).hexdigest()[:12]
+
+
+def test_lora_changes_the_image_and_is_recorded(lora_gen: Any, lora_file: Path) -> None:
+    base = pixels(lora_gen("1girl", seed=1, **SMALL).image)
+    base_hires = pixels(lora_gen("1girl", seed=1, hires=1.5, **SMALL).image)
+    assert lora_gen.load_lora(lora_file) == "style"
+    assert lora_gen.loras == {"style": 1.0}
+    result = lora_gen("1girl", seed=1, **SMALL)
+    assert (pixels(result.image) != base).any()
+    extra = result.parameters[0].extra
+    assert extra["Lora hashes"] == f"style: {addnet_hash(lora_file)}"
+    assert extra["Lora weights"] == "style: 1"
+    assert 'Lora hashes: "style: ' in result.parameters[0].to_infotext()
+    hires = pixels(lora_gen("1girl", seed=1, hires=1.5, **SMALL).image)
+    assert (hires != base_hires).any()  # the second pass uses it too
+
+
+def test_lora_weight_zero_and_unload_restore_the_image(lora_gen: Any, lora_file: Path) -> None:
+    base = pixels(lora_gen("1girl", seed=1, **SMALL).image)
+    state = {k: v.clone() for k, v in lora_gen.pipeline.unet.state_dict().items()}
+    lora_gen.load_lora(lora_file, weight=0)
+    zero = lora_gen("1girl", seed=1, **SMALL)
+    assert (pixels(zero.image) == base).all()
+    assert zero.parameters[0].extra["Lora weights"] == "style: 0"
+    lora_gen.set_lora_weights({"style": 1})
+    full = pixels(lora_gen("1girl", seed=1, **SMALL).image)
+    lora_gen.set_lora_weights({"style": 0.5})
+    half = lora_gen("1girl", seed=1, **SMALL)
+    assert (pixels(half.image) != full).any()
+    assert (pixels(half.image) != base).any()
+    assert half.parameters[0].extra["Lora weights"] == "style: 0.5"
+    lora_gen.unload_loras()
+    assert lora_gen.loras == {}
+    after = lora_gen("1girl", seed=1, **SMALL)
+    assert (pixels(after.image) == base).all()
+    assert "Lora weights" not in after.parameters[0].extra
+    restored = lora_gen.pipeline.unet.state_dict()
+    assert restored.keys() == state.keys()
+    assert all((restored[k] == v).all() for k, v in state.items())
+
+
+def test_lora_changes_empty_the_prompt_cache(lora_gen: Any, lora_file: Path) -> None:
+    encoder = lora_gen._encoder
+    tags = Prompt.parse("1girl", version="v4").tags
+    lora_gen("1girl", seed=1, **SMALL)
+    calls = encoder.encoder_calls
+    lora_gen("1girl", seed=1, **SMALL)
+    assert encoder.encoder_calls == calls  # cached
+    plain = encoder.encode(tags).prompt_embeds
+    lora_gen.load_lora(lora_file)
+    lora_gen("1girl", seed=1, **SMALL)
+    assert encoder.encoder_calls > calls
+    assert not encoder.encode(tags).prompt_embeds.equal(plain)  # text encoder LoRA applies
+    for change in (lambda: lora_gen.set_lora_weights({"style": 0.5}), lora_gen.unload_loras):
+        calls = encoder.encoder_calls
+        change()
+        lora_gen("1girl", seed=1, **SMALL)
+        assert encoder.encoder_calls > calls
+    assert encoder.encode(tags).prompt_embeds.equal(plain)
+
+
+def test_several_loras_and_names(lora_gen: Any, lora_file: Path) -> None:
+    assert lora_gen.load_lora(lora_file) == "style"
+    assert lora_gen.load_lora(lora_file, weight=0.25) == "style_2"
+    assert lora_gen.load_lora(lora_file.parent, adapter_name="my-lora") == "my-lora"
+    assert lora_gen.loras == {"style": 1.0, "style_2": 0.25, "my-lora": 1.0}
+    with pytest.raises(ValueError, match="adapter_name='style' is already loaded"):
+        lora_gen.load_lora(lora_file, adapter_name="style")
+    with pytest.raises(ValueError, match=r"LoRA\(s\) 'nope' not loaded; loaded: 'style'"):
+        lora_gen.set_lora_weights({"style": 0.1, "nope": 1})
+    assert lora_gen.loras["style"] == 1.0  # nothing changed
+    with pytest.raises(ValueError, match="not loaded"):
+        lora_gen.unload_loras("nope")
+    lora_gen.unload_loras("style_2")
+    assert lora_gen.loras == {"style": 1.0, "my-lora": 1.0}
+    assert lora_gen.pipeline.get_list_adapters()["unet"] == ["style", "my-lora"]
+    result = lora_gen("1girl", seed=1, **SMALL)
+    assert result.parameters[0].extra["Lora weights"] == "style: 1, my-lora: 1"
+
+
+def test_lora_pickle_needs_allow_pickle(lora_gen: Any, lora_file: Path, tmp_path: Path) -> None:
+    import torch
+    from safetensors.torch import load_file
+
+    pickled = tmp_path / "old.bin"
+    torch.save(load_file(lora_file), pickled)
+    with pytest.raises(ModelLoadError, match=r"pickle file.*allow_pickle=True"):
+        lora_gen.load_lora(pickled)
+    only_pickle = tmp_path / "folder"
+    only_pickle.mkdir()
+    shutil.copy(pickled, only_pickle / "pytorch_lora_weights.bin")
+    with pytest.raises(ModelLoadError, match=r"no \.safetensors LoRA weights.*allow_pickle"):
+        lora_gen.load_lora(only_pickle)
+    with pytest.raises(ModelLoadError, match="pickle"):
+        lora_gen.load_lora(lora_file.parent, weight_name="old.bin")
+    assert lora_gen.loras == {}
+    assert lora_gen.load_lora(pickled, allow_pickle=True) == "old"
+    assert lora_gen.load_lora(only_pickle, allow_pickle=True) == "folder"
+
+
+LORA_ERRORS: list[tuple[dict[str, Any], type[Exception], str]] = [
+    ({"lora": "missing.safetensors"}, ModelLoadError, "no such LoRA file or folder"),
+    ({"lora": "./nowhere/lora"}, ModelLoadError, "no such LoRA"),
+    ({"lora": 3}, TypeError, "lora must be a str or path"),
+    ({"weight": math.nan}, ValueError, "weight must be a finite number"),
+    ({"weight": "1"}, TypeError, "weight must be a number"),
+    ({"adapter_name": "a.b"}, ValueError, "adapter_name must be letters"),
+    ({"adapter_name": 1}, TypeError, "adapter_name must be a str"),
+    ({"use_safetensors": False}, ValueError, "use_safetensors is set by animagine"),
+    ({"weight_name": "x.safetensors"}, ValueError, "weight_name='x.safetensors' is for folders"),
+]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"), LORA_ERRORS, ids=[repr(c[0])[:40] for c in LORA_ERRORS]
+)
+def test_lora_argument_errors(
+    lora_gen: Any, lora_file: Path, kwargs: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    call = {"lora": lora_file, **kwargs}
+    with pytest.raises(error, match=message) as info:
+        lora_gen.load_lora(**call)
+    assert isinstance(info.value, AnimagineError)
+    assert lora_gen.loras == {}
+
+
+def test_lora_file_errors(lora_gen: Any, lora_file: Path, tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    with pytest.raises(ModelLoadError, match=r"not a \.safetensors file"):
+        lora_gen.load_lora(text)
+    two = tmp_path / "two"
+    two.mkdir()
+    for name in ("a.safetensors", "b.safetensors"):
+        shutil.copy(lora_file, two / name)
+    with pytest.raises(ModelLoadError, match=r"several weights files.*weight_name="):
+        lora_gen.load_lora(two)
+    assert lora_gen.load_lora(two, weight_name="b.safetensors") == "two"
+    lora_gen.unload_loras()
+    with pytest.raises(ModelLoadError, match="no such LoRA file"):
+        lora_gen.load_lora(two, weight_name="c.safetensors")
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00not a header")
+    with pytest.raises(ModelLoadError, match="cannot load LoRA"):
+        lora_gen.load_lora(broken)
+    import torch
+
+    unrelated = tmp_path / "unrelated.safetensors"
+    save_file({"lora_unet_nothing_here.lora_down.weight": torch.zeros(4, 8),
+               "lora_unet_nothing_here.lora_up.weight": torch.zeros(8, 4)}, unrelated)  # fmt: skip
+    with pytest.raises(ModelLoadError, match=r"cannot load LoRA .*unrelated.*not found"):
+        lora_gen.load_lora(unrelated)
+    no_lora = tmp_path / "no_lora.safetensors"
+    save_file({"weight": torch.zeros(2)}, no_lora)
+    with pytest.raises(ModelLoadError, match="no_lora"):
+        lora_gen.load_lora(no_lora)
+    assert lora_gen.loras == {}
+    assert not any(lora_gen.pipeline.get_list_adapters().values())
+
+
+def test_load_lora_without_peft_says_what_to_install(
+    lora_gen: Any, lora_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from animagine import _generator
+
+    real = _generator._import
+
+    def without_peft(name: str) -> Any:
+        if name == "peft":
+            raise ImportError("animagine.Generator needs the generate extra (peft is missing)")
+        return real(name)
+
+    monkeypatch.setattr(_generator, "_import", without_peft)
+    with pytest.raises(ImportError, match="peft"):
+        lora_gen.load_lora(lora_file)
+    assert lora_gen.loras == {}

@@ -622,9 +622,11 @@ def test_to_call_kwargs() -> None:
         "width": 832,
         "height": 1216,
         "clip_skip": 2,
+        "hires": FULL.hires,
         "add_quality_tags": False,
     }
     assert "clip_skip" not in make().to_call_kwargs()
+    assert "hires" not in make().to_call_kwargs()
 
 
 # --- PNG files ---------------------------------------------------------------------------------
