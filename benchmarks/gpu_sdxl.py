@@ -7,7 +7,7 @@ Run from the repository root on a CUDA machine::
     python benchmarks/gpu_sdxl.py --smoke                       # CPU, tiny pipeline: proves it runs
 
 What is measured. A ``StableDiffusionXLPipeline`` built from the SDXL base 1.0 component configs in
-``animagine/_data/sdxl/`` (the configuration animagine ships) (UNet 2,567,463,684 parameters, VAE 83,653,863, CLIP ViT-L text
+``animagine/_data/sdxl/`` (UNet 2,567,463,684 parameters, VAE 83,653,863, CLIP ViT-L text
 encoder 123,060,480, OpenCLIP bigG text encoder 694,659,840: the published model's figures, checked
 on every run) with random, seeded weights, built directly on the GPU in bf16 or fp16. Euler a,
 832x1216, 28 steps, batch 1, CFG 5 (so the UNet runs at batch 2), no watermark. The speed of a
