@@ -1,0 +1,709 @@
+"""The ``animagine`` command line (``animagine ...`` or ``python -m animagine ...``).
+
+Every subcommand is one :class:`Command` row in :data:`COMMANDS`: its help texts, a function
+that adds its arguments and a function that runs it. Both functions may be given as
+``"module:function"`` strings, imported only when needed: the arguments of a command are added
+only when that command is on the command line (or is asked for ``--help``), and its runner is
+imported only when it runs. That keeps ``animagine prompt`` from importing the generation stack
+once ``generate`` and ``batch`` are registered here.
+
+Exit status: 0 success; 1 the command ran but found a problem (lint errors, a strict-order
+violation, captions that ``--check`` would change or could not parse); 2 bad usage or bad
+input (unknown version, unreadable prompt, missing file), reported as one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+import textwrap
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import IO, Any, Final, NoReturn
+
+import attrs
+
+from animagine._errors import AnimagineError, PromptSyntaxError, UnknownVersionError
+from animagine._lint import Diagnostic, apply_fixes, lint
+from animagine._version import __version__
+from animagine._vocab import ModelVersion, get_version
+
+__all__ = ["COMMANDS", "Command", "CommandError", "main"]
+
+EXIT_OK: Final = 0
+EXIT_FAILURE: Final = 1
+EXIT_USAGE: Final = 2
+_WIDTH: Final = 79
+
+#: Lint codes that ``Prompt.parse(strict=True)`` fails on, and so ``prompt --strict``.
+STRICT_CODES: Final = frozenset({"order", "wrong-version", "rating-conflict"})
+
+Runner = Callable[[argparse.Namespace], int]
+Configure = Callable[[argparse.ArgumentParser], None]
+
+
+class CommandError(Exception):
+    """Bad usage or input found by a runner: printed as one line, exit status 2."""
+
+
+@attrs.frozen
+class Command:
+    """One subcommand.
+
+    Attributes:
+        name: What users type.
+        summary: One line for ``animagine --help``.
+        description: The top of ``animagine NAME --help``.
+        examples: The bottom of ``animagine NAME --help`` (shown as written).
+        arguments: Adds the command's arguments to its parser; a callable or
+            ``"module:function"``, imported only when the command is used. Keep it in a module
+            that imports nothing heavy.
+        run: Runs the command with the parsed arguments and returns the exit status; a callable
+            or ``"module:function"``, imported only when the command runs. It may raise
+            :class:`CommandError`, :class:`AnimagineError` or :class:`OSError` for bad input.
+    """
+
+    name: str
+    summary: str
+    description: str
+    examples: str
+    arguments: str | Configure
+    run: str | Runner
+
+
+def _resolve(reference: str | Callable[..., Any]) -> Callable[..., Any]:
+    if callable(reference):
+        return reference
+    module_name, _, attribute = reference.partition(":")
+    function: Callable[..., Any] = getattr(importlib.import_module(module_name), attribute)
+    return function
+
+
+# --- argument helpers ---------------------------------------------------------------------
+
+
+def _model_version(value: str) -> ModelVersion:
+    try:
+        return get_version(value)
+    except UnknownVersionError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _jobs(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of processes, got {value!r}") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(
+            f"expected 1 or more processes (0: one per CPU), got {number}"
+        )
+    return number or os.cpu_count() or 1
+
+
+def _add_version(parser: argparse.ArgumentParser, default: str = "v4") -> None:
+    parser.add_argument(
+        "--version",
+        type=_model_version,
+        default=get_version(default),
+        metavar="VERSION",
+        help=f"model version: v3, v3.1 or v4, or an alias such as 4.0 (default: {default})",
+    )
+
+
+def _add_text(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "text",
+        nargs="*",
+        metavar="TEXT",
+        help="the prompt; several words are joined with spaces; none or '-' reads stdin",
+    )
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line: ``prog: error: message (see --help)``."""
+
+    subcommands: dict[str, argparse.ArgumentParser]
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+# --- input and output ---------------------------------------------------------------------
+
+
+def _read_text(words: Sequence[str]) -> tuple[str, str]:
+    """The prompt given as arguments or on stdin, and its label for messages."""
+    if words and list(words) != ["-"]:
+        return " ".join(words), "<text>"
+    stdin = sys.stdin
+    if stdin is None or stdin.isatty():
+        raise CommandError("no prompt given: pass it as TEXT or pipe it on stdin")
+    return stdin.read(), "<stdin>"
+
+
+def _diagnostic_line(label: str, text: str, diagnostic: Diagnostic) -> str:
+    line, column = diagnostic.position(text)
+    return f"{label}:{line}:{column}: {diagnostic.code} {diagnostic.message}"
+
+
+def _diagnostic_json(label: str, text: str, diagnostic: Diagnostic) -> dict[str, Any]:
+    line, column = diagnostic.position(text)
+    end_line, end_column = attrs.evolve(diagnostic, start=diagnostic.end).position(text)
+    return {
+        "file": label,
+        "line": line,
+        "column": column,
+        "end_line": end_line,
+        "end_column": end_column,
+        "code": diagnostic.code,
+        "severity": diagnostic.severity,
+        "message": diagnostic.message,
+        "fix": diagnostic.fix,
+    }
+
+
+def _print_diagnostics(
+    label: str, text: str, diagnostics: Sequence[Diagnostic], stream: IO[str]
+) -> None:
+    for diagnostic in diagnostics:
+        print(_diagnostic_line(label, text, diagnostic), file=stream)
+
+
+def _syntax_error(label: str, diagnostics: Sequence[Diagnostic], text: str) -> None:
+    for diagnostic in diagnostics:
+        if diagnostic.code == "syntax":
+            raise CommandError(_diagnostic_line(label, text, diagnostic))
+
+
+def _print_json(data: object) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def _format_number(value: float) -> str:
+    return f"{value:g}"
+
+
+# --- prompt -------------------------------------------------------------------------------
+
+
+def _prompt_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_text(parser)
+    _add_version(parser)
+    parser.add_argument(
+        "--quality",
+        action="store_true",
+        help="add the version's recommended quality tags that are missing",
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail (exit 1) if the text breaks the version's tag order, uses another version's "
+        "special tags or names two ratings",
+    )
+    parser.add_argument("--json", action="store_true", help="print a JSON object")
+
+
+def _run_prompt(args: argparse.Namespace) -> int:
+    from animagine._prompt import Prompt  # noqa: PLC0415 (keeps `--help` fast)
+
+    version: ModelVersion = args.version
+    text, label = _read_text(args.text)
+    diagnostics = lint(text, version=version)
+    _syntax_error(label, diagnostics, text)
+    if args.strict:
+        broken = [d for d in diagnostics if d.code in STRICT_CODES]
+        if broken:
+            _print_diagnostics(label, text, broken, sys.stderr)
+            return EXIT_FAILURE
+    # The output is in canonical order, so order warnings would only be noise here.
+    diagnostics = [d for d in diagnostics if d.code != "order"]
+    _print_diagnostics(label, text, diagnostics, sys.stderr)
+    prompt = Prompt.parse(text, version=version)
+    if args.quality:
+        prompt = prompt.with_quality_tags()
+    defaults = version.defaults
+    if args.json:
+        tags = prompt.to_json()
+        del tags["version"]
+        _print_json(
+            {
+                "version": version.name,
+                "prompt": str(prompt),
+                "negative_prompt": version.negative_prompt,
+                "settings": {
+                    "steps": defaults.steps,
+                    "sampler": defaults.sampler,
+                    "guidance_scale": defaults.guidance_scale,
+                    "width": defaults.width,
+                    "height": defaults.height,
+                    "guidance_range": list(defaults.guidance_range),
+                    "vae": defaults.vae,
+                },
+                "tags": tags,
+                "diagnostics": [_diagnostic_json(label, text, d) for d in diagnostics],
+            }
+        )
+        return EXIT_OK
+    print(prompt)
+    print(f"Negative prompt: {version.negative_prompt}")
+    print(
+        f"Steps: {defaults.steps}, Sampler: {defaults.sampler}, "
+        f"CFG scale: {_format_number(defaults.guidance_scale)}, "
+        f"Size: {defaults.width}x{defaults.height}, Animagine version: {version.name}"
+    )
+    return EXIT_OK
+
+
+# --- lint ---------------------------------------------------------------------------------
+
+
+def _lint_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "inputs",
+        nargs="*",
+        metavar="TEXT|FILE",
+        help="prompt files, or the prompt itself; none or '-' reads stdin",
+    )
+    _add_version(parser)
+    parser.add_argument(
+        "--fix",
+        action="store_true",
+        help="apply the mechanical fixes: rewrite FILEs in place, or print the fixed TEXT/stdin",
+    )
+    parser.add_argument(
+        "--files",
+        action="store_true",
+        help="treat every argument as a file name (a missing file is an error)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the findings as JSON")
+
+
+@attrs.frozen
+class _Source:
+    label: str
+    text: str
+    path: Path | None = None
+
+
+def _read_file(path: Path) -> str:
+    try:
+        with open(path, encoding="utf-8", newline="") as file:
+            return file.read()
+    except UnicodeDecodeError as error:
+        raise CommandError(
+            f"{path}: not UTF-8 text ({error.reason} at byte {error.start})"
+        ) from None
+
+
+def _lint_sources(args: argparse.Namespace) -> list[_Source]:
+    inputs: list[str] = args.inputs
+    if not inputs or inputs == ["-"]:
+        text, label = _read_text(inputs)
+        return [_Source(label, text)]
+    if args.files:
+        return [_Source(name, _read_file(Path(name)), Path(name)) for name in inputs]
+    files = [name for name in inputs if os.path.isfile(name)]
+    if files and len(files) < len(inputs):
+        missing = next(name for name in inputs if name not in files)
+        raise CommandError(
+            f"{files[0]!r} is a file but {missing!r} is not: pass --files to lint files, or "
+            "quote the prompt"
+        )
+    if files:
+        return [_Source(name, _read_file(Path(name)), Path(name)) for name in files]
+    text = " ".join(inputs)
+    if len(inputs) == 1 and "," not in text and (os.sep in text or Path(text).suffix):
+        print(
+            f"note: no file {text!r}; linting it as prompt text (--files makes it a file name)",
+            file=sys.stderr,
+        )
+    return [_Source("<text>", text)]
+
+
+def _fixed(text: str, version: ModelVersion) -> str:
+    """``text`` with every mechanical fix applied, until none is left (fixes may overlap)."""
+    for _ in range(8):
+        fixed = apply_fixes(text, lint(text, version=version))
+        if fixed == text:
+            break
+        text = fixed
+    return text
+
+
+def _run_lint(args: argparse.Namespace) -> int:
+    from animagine._captions import write_atomic  # noqa: PLC0415 (keeps `--help` fast)
+
+    version: ModelVersion = args.version
+    sources = _lint_sources(args)
+    errors = False
+    report: list[dict[str, Any]] = []
+    for source in sources:
+        text = source.text
+        fixed: str | None = None
+        if args.fix:
+            fixed = _fixed(text, version)
+            if source.path is not None and fixed != text:
+                write_atomic(source.path, fixed)
+                print(f"fixed {source.path}", file=sys.stderr)
+            text = fixed
+        diagnostics = lint(text, version=version)
+        errors = errors or any(d.severity == "error" for d in diagnostics)
+        if args.json:
+            entry: dict[str, Any] = {
+                "file": source.label,
+                "diagnostics": [_diagnostic_json(source.label, text, d) for d in diagnostics],
+            }
+            if fixed is not None and source.path is None:
+                entry["fixed"] = fixed
+            report.append(entry)
+            continue
+        if fixed is not None and source.path is None:
+            # The fixed text is the output; findings that remain go to stderr (as ruff does).
+            print(fixed, end="" if fixed.endswith("\n") else "\n")
+            _print_diagnostics(source.label, text, diagnostics, sys.stderr)
+        else:
+            _print_diagnostics(source.label, text, diagnostics, sys.stdout)
+    if args.json:
+        _print_json(report)
+    return EXIT_FAILURE if errors else EXIT_OK
+
+
+# --- convert ------------------------------------------------------------------------------
+
+
+def _convert_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_text(parser)
+    parser.add_argument(
+        "--to",
+        type=_model_version,
+        required=True,
+        metavar="VERSION",
+        help="the version to convert to: v3, v3.1 or v4",
+    )
+    parser.add_argument(
+        "--from",
+        dest="source",
+        type=_model_version,
+        default=get_version("v4"),
+        metavar="VERSION",
+        help="the version the prompt was written for (default: v4)",
+    )
+
+
+def _run_convert(args: argparse.Namespace) -> int:
+    from animagine._prompt import Prompt  # noqa: PLC0415 (keeps `--help` fast)
+
+    text, label = _read_text(args.text)
+    try:
+        prompt = Prompt.parse(text, version=args.source)
+    except PromptSyntaxError as error:
+        raise CommandError(f"{label}:{error.line}:{error.column}: syntax {error.reason}") from None
+    converted = str(prompt.convert(args.to))
+    print(converted)
+    _print_diagnostics("<converted>", converted, lint(converted, version=args.to), sys.stderr)
+    return EXIT_OK
+
+
+# --- info ---------------------------------------------------------------------------------
+
+
+def _info_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("images", nargs="+", metavar="IMAGE", help="PNG, JPEG or WebP files")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help='print a JSON list of {"file": ..., "parameters": {...}} objects',
+    )
+
+
+def _run_info(args: argparse.Namespace) -> int:
+    from animagine._metadata import read_parameters  # noqa: PLC0415 (needs Pillow)
+
+    found: list[tuple[str, Any]] = []
+    failed = False
+    for name in args.images:
+        try:
+            found.append((name, read_parameters(name)))
+        except ImportError as error:
+            raise CommandError(str(error)) from None
+        except (AnimagineError, OSError) as error:
+            print(f"animagine info: error: {_one_line(error)}", file=sys.stderr)
+            failed = True
+    if args.json:
+        _print_json([{"file": name, "parameters": p.to_json()} for name, p in found])
+    else:
+        for index, (name, parameters) in enumerate(found):
+            if len(args.images) > 1:
+                if index:
+                    print()
+                print(f"==> {name} <==")
+            print(parameters.to_infotext())
+    return EXIT_USAGE if failed else EXIT_OK
+
+
+# --- captions -----------------------------------------------------------------------------
+
+
+def _captions_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "folders", nargs="+", metavar="DIR", help="folders of caption files (or caption files)"
+    )
+    _add_version(parser)
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; list the files that would change and exit 1 if there are any",
+    )
+    parser.add_argument(
+        "-j",
+        "--jobs",
+        type=_jobs,
+        default=1,
+        metavar="N",
+        help="worker processes (default: 1; 0: one per CPU)",
+    )
+    parser.add_argument(
+        "-r", "--recursive", action="store_true", help="also look in sub-folders (not hidden ones)"
+    )
+    parser.add_argument(
+        "--extension",
+        default=".txt",
+        metavar=".EXT",
+        help="caption file extension (default: .txt; kohya's other choice is .caption)",
+    )
+
+
+def _run_captions(args: argparse.Namespace) -> int:
+    from animagine._captions import find_captions, normalise_captions  # noqa: PLC0415
+
+    try:
+        files = find_captions(args.folders, recursive=args.recursive, extension=args.extension)
+    except ValueError as error:
+        raise CommandError(str(error)) from None
+    if not files:
+        where = ", ".join(args.folders)
+        print(f"no *{args.extension} caption files in {where}", file=sys.stderr)
+        return EXIT_OK
+    report = normalise_captions(files, version=args.version, check=args.check, jobs=args.jobs)
+    for path in report.changed:
+        print(path)
+    for failure in report.failed:
+        print(failure, file=sys.stderr)
+    done = "would be normalised" if args.check else "normalised"
+    summary = f"{len(report.changed)} {done}, {report.unchanged} unchanged"
+    if report.failed:
+        summary += f", {len(report.failed)} failed (left untouched)"
+    print(f"{report.total} caption files for {args.version.name}: {summary}", file=sys.stderr)
+    return EXIT_OK if report.ok else EXIT_FAILURE
+
+
+# --- the command table --------------------------------------------------------------------
+
+COMMANDS: Final[tuple[Command, ...]] = (
+    Command(
+        name="prompt",
+        summary="print the canonical prompt, negative prompt and settings for a version",
+        description="Read a prompt in any order and print it in the version's training order, "
+        "with the version's negative prompt and recommended settings. Lint findings other than "
+        "'order' (which the output fixes) go to stderr.",
+        examples="""\
+examples:
+  animagine prompt "masterpiece, smile, 1girl, arima kana, oshi no ko, safe"
+  animagine prompt --version v3 --quality "1girl, rating: general, smile"
+  echo "1girl, smile" | animagine prompt --json
+  animagine prompt --strict "smile, 1girl"     # exit 1: 1girl after a general tag
+""",
+        arguments=_prompt_arguments,
+        run=_run_prompt,
+    ),
+    Command(
+        name="lint",
+        summary="check prompts: file:line:col: code message, --fix to repair",
+        description="Check prompt text or prompt files for a version. Each finding is printed "
+        "as FILE:LINE:COL: CODE MESSAGE (FILE is <text> or <stdin> for a prompt given directly). "
+        "An argument that names an existing file is a file, otherwise the arguments are the "
+        "prompt. Exit status: 0 when clean or only warnings remain, 1 when errors remain "
+        "(syntax, rating-conflict), 2 for bad usage.",
+        examples="""\
+examples:
+  animagine lint "smile, 1girl, (long hair"
+  animagine lint prompts/*.txt
+  animagine lint --fix prompt.txt              # rewrites prompt.txt in place
+  animagine lint --fix "1girl, rating: general, newest"   # prints the fixed prompt
+  cat prompt.txt | animagine lint --version v3 --json
+""",
+        arguments=_lint_arguments,
+        run=_run_lint,
+    ),
+    Command(
+        name="convert",
+        summary="rewrite a prompt for another version (ratings, years, quality tags)",
+        description="Convert a prompt written for one version (--from, default v4) into the "
+        "canonical prompt for another (--to). Tags with no equivalent are kept and reported on "
+        "stderr.",
+        examples="""\
+examples:
+  animagine convert --to v3 "1girl, safe, smile, year 2023, masterpiece, high score"
+  animagine convert --from v3 --to v4 "masterpiece, best quality, 1girl, rating: general, newest"
+""",
+        arguments=_convert_arguments,
+        run=_run_convert,
+    ),
+    Command(
+        name="info",
+        summary="print the generation parameters stored in images",
+        description="Print the generation parameters stored in images: animagine's own PNG "
+        "chunk, A1111 infotext (PNG, JPEG, WebP) or the official Animagine demo's JSON. Needs "
+        "Pillow.",
+        examples="""\
+examples:
+  animagine info image.png
+  animagine info --json outputs/*.png
+""",
+        arguments=_info_arguments,
+        run=_run_info,
+    ),
+    Command(
+        name="captions",
+        summary="normalise a folder of kohya-style .txt captions into canonical order",
+        description="Rewrite caption files (one comma-separated caption per image, kohya "
+        "sd-scripts layout) into the version's canonical tag order, in place and atomically per "
+        "file. Underscores become spaces (long_hair -> long hair) and brackets in names are "
+        "escaped; trailing newlines are kept. Changed files are listed on stdout; files that do "
+        "not parse are reported as PATH:LINE:COL: syntax MESSAGE and left untouched. Exit "
+        "status 1 if any file failed, or with --check if any file would change.",
+        examples="""\
+examples:
+  animagine captions dataset/10_kana
+  animagine captions --check --recursive dataset      # CI: exit 1 if anything would change
+  animagine captions --version v3.1 --jobs 4 -r dataset
+""",
+        arguments=_captions_arguments,
+        run=_run_captions,
+    ),
+    Command(
+        name="generate",
+        summary="generate images with an Animagine XL model (needs the generate extra)",
+        description="Generate images with the model card's settings: the prompt is parsed for "
+        "the version and put in its training order, the recommended quality tags and the default "
+        "negative prompt are added, long and weighted prompts work offline. Images are saved "
+        "with A1111-readable parameters and never overwrite a file. On a GPU the model runs in "
+        "float16 unless --dtype says otherwise.",
+        examples="""\
+examples:
+  animagine generate "1girl, arima kana, oshi no ko, smile" -o kana.png --seed 123
+  animagine generate "1girl, hatsune miku, vocaloid" -o out/ -n 4 --aspect landscape
+  animagine generate "1girl, smile" --model animagine-xl-4.0-opt.safetensors -o a.png
+  animagine generate "1boy, night" --model cagliostrolab/animagine-xl-3.1 --cfg 6 \\
+      --sampler "DPM++ 2M Karras" --hires 1.5 -o b.png
+""",
+        arguments="animagine._generate_cli:generate_arguments",
+        run="animagine._generate_cli:run_generate",
+    ),
+    Command(
+        name="batch",
+        summary="render a file of prompts; resumes after a crash, scales out with accelerate",
+        description="Generate one image set per input line (.txt: a prompt per line; .jsonl or "
+        ".csv: any generation option by its Python name per line). Options given here apply to "
+        "lines that do not set them. Images are written atomically with deterministic names and "
+        "a manifest.jsonl; rerunning the same command skips finished items. Run it under "
+        "'accelerate launch ... -m animagine batch' to share the items among processes, GPUs "
+        "and machines.",
+        examples="""\
+examples:
+  animagine batch prompts.txt -o out/ --model cagliostrolab/animagine-xl-4.0 --seed 7
+  animagine batch prompts.jsonl -o out/ --aspect portrait --strict
+  accelerate launch --multi_gpu --num_processes 4 -m animagine batch prompts.txt -o out/
+""",
+        arguments="animagine._batch:add_batch_arguments",
+        run="animagine._batch:main_batch",
+    ),
+)
+
+
+# --- main ---------------------------------------------------------------------------------
+
+_DESCRIPTION: Final = """\
+Prompt tools for the Animagine XL anime models (3.0, 3.1, 4.0).
+
+Run 'animagine COMMAND --help' for a command's options and examples."""
+
+
+def build_parser(commands: Sequence[Command] = COMMANDS, wanted: str | None = None) -> _Parser:
+    """The argument parser; only the ``wanted`` command (if any) gets its arguments added."""
+    parser = _Parser(
+        prog="animagine",
+        description=_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"animagine {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    parser.subcommands = {}
+    for command in commands:
+        sub = subparsers.add_parser(
+            command.name,
+            help=command.summary,
+            description=textwrap.fill(command.description, width=_WIDTH),
+            epilog=command.examples,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        if command.name == wanted:
+            _resolve(command.arguments)(sub)
+        sub.set_defaults(run=command.run)
+        parser.subcommands[command.name] = sub
+    return parser
+
+
+def _one_line(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.strerror:
+        filename = error.filename
+        reason = error.strerror
+        return f"{filename}: {reason}" if filename is not None else reason
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``animagine`` command line and return its exit status."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    wanted = next((arg for arg in arguments if not arg.startswith("-")), None)
+    parser = build_parser(COMMANDS, wanted)
+    try:
+        args, unknown = parser.parse_known_args(arguments)
+        if unknown:  # reported by the command's parser, so the message names the command
+            parser.subcommands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
+    prog = f"animagine {args.command}"
+    try:
+        runner: Runner = _resolve(args.run)
+        return runner(args)
+    except CommandError as error:
+        message = str(error)
+    except (AnimagineError, OSError) as error:
+        if isinstance(error, BrokenPipeError):
+            return _broken_pipe()
+        message = _one_line(error)
+    except ImportError as error:  # a command of the generate extra without it installed
+        message = (
+            f"{_one_line(error)} (install the generate extra: pip install 'animagine[generate]')"
+        )
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _broken_pipe() -> int:
+    """stdout was closed early (``animagine ... | head``): stop quietly."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return EXIT_FAILURE
