@@ -10,10 +10,16 @@ from typing import TYPE_CHECKING, Any
 
 from animagine._errors import (
     AnimagineError,
+    EncodingError,
+    GenerationArgumentError,
+    GenerationTypeError,
+    MetadataError,
+    ModelLoadError,
     PromptOrderError,
     PromptSyntaxError,
     TagDatabaseError,
     UnknownVersionError,
+    UnsupportedPipelineError,
 )
 from animagine._lint import Diagnostic, apply_fixes, lint
 from animagine._prompt import Prompt, convert, parse
@@ -24,17 +30,23 @@ from animagine._vocab import VERSIONS, GenerationDefaults, ModelVersion, get_ver
 
 if TYPE_CHECKING:  # the generation stack is imported lazily, see __getattr__
     from animagine._generator import GenerationResult, Generator
-    from animagine._metadata import GenerationParameters, read_parameters
+    from animagine._metadata import GenerationParameters, HiresParameters, read_parameters
 
 __all__ = [
     "BREAK",
     "VERSIONS",
     "AnimagineError",
     "Diagnostic",
+    "EncodingError",
+    "GenerationArgumentError",
     "GenerationDefaults",
     "GenerationParameters",
     "GenerationResult",
+    "GenerationTypeError",
     "Generator",
+    "HiresParameters",
+    "MetadataError",
+    "ModelLoadError",
     "ModelVersion",
     "Prompt",
     "PromptOrderError",
@@ -43,6 +55,7 @@ __all__ = [
     "TagDatabase",
     "TagDatabaseError",
     "UnknownVersionError",
+    "UnsupportedPipelineError",
     "__version__",
     "apply_fixes",
     "convert",
@@ -56,6 +69,7 @@ _LAZY = {
     "Generator": "animagine._generator",
     "GenerationResult": "animagine._generator",
     "GenerationParameters": "animagine._metadata",
+    "HiresParameters": "animagine._metadata",
     "read_parameters": "animagine._metadata",
 }
 
@@ -78,9 +92,11 @@ def __dir__() -> list[str]:
 
 
 for _name in (
-    "AnimagineError", "Diagnostic", "GenerationDefaults", "ModelVersion", "Prompt",
-    "PromptOrderError", "PromptSyntaxError", "Tag", "TagDatabase", "TagDatabaseError",
-    "UnknownVersionError", "apply_fixes", "convert", "get_version", "lint", "parse",
+    "AnimagineError", "Diagnostic", "EncodingError", "GenerationArgumentError",
+    "GenerationDefaults", "GenerationTypeError", "MetadataError", "ModelLoadError",
+    "ModelVersion", "Prompt", "PromptOrderError", "PromptSyntaxError", "Tag", "TagDatabase",
+    "TagDatabaseError", "UnknownVersionError", "UnsupportedPipelineError", "apply_fixes",
+    "convert", "get_version", "lint", "parse",
 ):  # fmt: skip
     globals()[_name].__module__ = __name__
 del _name

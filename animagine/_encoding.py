@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
-from animagine._errors import AnimagineError
+from animagine._errors import EncodingError, UnsupportedPipelineError
 from animagine._tag import Tag
 
 if TYPE_CHECKING:
@@ -71,14 +71,6 @@ CHUNK_LENGTH: Final = 75
 #: A1111's ``comma_padding_backtrack`` default: how far back a chunk border may move to a comma.
 COMMA_BACKTRACK: Final = 20
 _SEPARATOR: Final = ", "
-
-
-class EncodingError(AnimagineError, ValueError):
-    """Arguments that cannot be encoded: not a sequence of tags, a bad ``clip_skip``, ..."""
-
-
-class UnsupportedPipelineError(AnimagineError, TypeError):
-    """A pipeline without SDXL's two tokenizers and two text encoders."""
 
 
 # --- fragments and chunks: pure, no torch ---------------------------------------------------------

@@ -7,17 +7,29 @@ builtin it resembles, so ``except ValueError`` keeps working for callers who do 
     ├── PromptSyntaxError (ValueError)     text that is not a valid prompt
     │   └── PromptOrderError               valid text that breaks a version's rules (strict mode)
     ├── UnknownVersionError (ValueError)   a model version name nobody knows
-    └── TagDatabaseError (ValueError)      a tag database file that cannot be read
+    ├── TagDatabaseError (ValueError)      a tag database file that cannot be read
+    ├── MetadataError (ValueError)         image metadata that cannot be read as parameters
+    ├── GenerationArgumentError (ValueError)  a generation option out of range
+    ├── GenerationTypeError (TypeError)    a generation option of the wrong type
+    ├── ModelLoadError (ValueError)        a model that cannot be loaded as asked
+    ├── EncodingError (ValueError)         prompt tags that cannot be encoded
+    └── UnsupportedPipelineError (TypeError)  a pipeline that is not SDXL-shaped
 """
 
 from __future__ import annotations
 
 __all__ = [
     "AnimagineError",
+    "EncodingError",
+    "GenerationArgumentError",
+    "GenerationTypeError",
+    "MetadataError",
+    "ModelLoadError",
     "PromptOrderError",
     "PromptSyntaxError",
     "TagDatabaseError",
     "UnknownVersionError",
+    "UnsupportedPipelineError",
 ]
 
 
@@ -72,3 +84,27 @@ class UnknownVersionError(AnimagineError, ValueError):
 
 class TagDatabaseError(AnimagineError, ValueError):
     """A tag database file that is missing or malformed."""
+
+
+class MetadataError(AnimagineError, ValueError):
+    """Image metadata or a parameters text that cannot be read as generation parameters."""
+
+
+class GenerationArgumentError(AnimagineError, ValueError):
+    """A generation or loading argument with a value that is not accepted."""
+
+
+class GenerationTypeError(AnimagineError, TypeError):
+    """A generation or loading argument of the wrong type."""
+
+
+class ModelLoadError(AnimagineError, ValueError):
+    """A model that cannot be loaded as asked: pickle weights, a missing config, no such file."""
+
+
+class EncodingError(AnimagineError, ValueError):
+    """Arguments that cannot be encoded: not a sequence of tags, a bad ``clip_skip``, ..."""
+
+
+class UnsupportedPipelineError(AnimagineError, TypeError):
+    """A pipeline without SDXL's two tokenizers and two text encoders."""

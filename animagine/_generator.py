@@ -58,7 +58,12 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 
 from animagine._encoding import PromptEncoder, UnsupportedPipelineError
-from animagine._errors import AnimagineError, UnknownVersionError
+from animagine._errors import (
+    GenerationArgumentError,
+    GenerationTypeError,
+    ModelLoadError,
+    UnknownVersionError,
+)
 from animagine._grammar import parse_tags
 from animagine._metadata import GenerationParameters, HiresParameters, write_png
 from animagine._prompt import Prompt
@@ -80,18 +85,6 @@ __all__ = [
     "Generator",
     "ModelLoadError",
 ]
-
-
-class GenerationArgumentError(AnimagineError, ValueError):
-    """A generation or loading argument with a value that is not accepted."""
-
-
-class GenerationTypeError(AnimagineError, TypeError):
-    """A generation or loading argument of the wrong type."""
-
-
-class ModelLoadError(AnimagineError, ValueError):
-    """A model that cannot be loaded as asked: pickle weights, a missing config, no such file."""
 
 
 #: Smallest and largest image side accepted, in pixels (multiples of 8). Animagine was trained on

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
-from animagine._errors import AnimagineError
+from animagine._errors import MetadataError
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -86,10 +86,6 @@ _MAIN_KEYS: Final = frozenset(
 _HIRES_KEYS: Final = frozenset(
     {"Denoising strength", "Hires upscale", "Hires steps", "Hires upscaler"}
 )
-
-
-class MetadataError(AnimagineError, ValueError):
-    """Image metadata or a parameters text that cannot be read as generation parameters."""
 
 
 # --- field checks ----------------------------------------------------------------------------
