@@ -20,7 +20,6 @@ processes over one process on one thread: the figure that carries over to one pr
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
 import os
 import platform
@@ -34,6 +33,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from _machine import cpu_model as _cpu_model
+from _machine import git_state as _git
+from _machine import package_version as _version
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "batch.md"
 
@@ -46,36 +49,7 @@ CONFIGS = (
 THREADS_CONFIG = ("1 process, 2 threads", 1, 2)
 
 
-def _version(dist: str) -> str:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
 
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _git() -> str:
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=ROOT, capture_output=True, text=True, check=True,
-        ).stdout.strip()  # fmt: skip
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "animagine"],
-            cwd=ROOT, capture_output=True, text=True, check=True,
-        ).stdout.strip()  # fmt: skip
-    except (OSError, subprocess.CalledProcessError):
-        return "not a git checkout"
-    return f"commit {head}" + (", with local changes in animagine/" if dirty else "")
 
 
 def run_one(

@@ -29,13 +29,15 @@ import os
 import platform
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
+
+from _machine import cpu_model as _cpu_model
+from _machine import git_state as _git
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -118,35 +120,6 @@ def timed(
     return times, changed
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _git() -> str:
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "animagine"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "not a git checkout"
-    return f"commit {head}" + (", with local changes in animagine/" if dirty else "")
 
 
 def _usable_cores() -> int:

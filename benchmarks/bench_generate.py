@@ -41,13 +41,11 @@ import argparse
 import cProfile
 import functools
 import gc
-import importlib.metadata
 import io
 import platform
 import pstats
 import random
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -55,6 +53,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from _machine import cpu_model as _cpu_model
+from _machine import git_state as _git
+from _machine import package_version as _version
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -519,43 +521,7 @@ def _pixels_note(case: Case, embeddings: dict[str, float]) -> str:
 # -- the report -----------------------------------------------------------------------------------
 
 
-def _version(dist: str) -> str:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
 
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _git() -> str:
-    """The checkout's commit, and whether animagine/ differs from it."""
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "animagine"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "not a git checkout"
-    return f"commit {head}" + (", with local changes in animagine/" if dirty else "")
 
 
 def _verdict(ok: bool) -> str:

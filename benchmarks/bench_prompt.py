@@ -44,6 +44,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from types import ModuleType
 
+from _machine import cpu_model as _cpu_model
+from _machine import git_state as _git
+from _machine import package_version as _version
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
@@ -252,43 +256,7 @@ def process_breakdown(runs: int) -> list[list[float]]:
 # -- the report -----------------------------------------------------------------------------------
 
 
-def _version(dist: str) -> str:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
 
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _git() -> str:
-    """The checkout's commit, and whether animagine/ differs from it."""
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "animagine"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "not a git checkout"
-    return f"commit {head}" + (", with local changes in animagine/" if dirty else "")
 
 
 def _machine(cores_available: int, code: str) -> list[str]:
