@@ -840,13 +840,7 @@ class Generator:
         ):
             raise ModelLoadError(f"no such model folder: {model!r}")
         diffusers = _import("diffusers")
-        vae_given = "vae" in options
-        vae = options.pop("vae", None)
-        vae_id, upcast = _vae_plan(torch_dtype, resolved, vae_given, vae)
-        if vae is not None:
-            options["vae"] = vae
-        elif vae_id is not None:
-            options["vae"] = _load_fix_vae(vae_id, torch_dtype, options)
+        upcast = _choose_vae(options, torch_dtype, resolved)
         if torch_dtype is not None:
             options[_dtype_keyword()] = torch_dtype
         if not allow_pickle:
@@ -926,14 +920,7 @@ class Generator:
                     f"config={os.fspath(config)!r} is not a diffusers folder (no model_index.json)"
                 )
         diffusers = _import("diffusers")
-        vae_given = "vae" in options
-        vae = options.pop("vae", None)
-        vae_id, upcast = _vae_plan(torch_dtype, resolved, vae_given, vae)
-        if vae is not None:
-            options["vae"] = vae
-        elif vae_id is not None:
-            # Before local_files_only defaults to True: the VAE comes from the hub (or its cache).
-            options["vae"] = _load_fix_vae(vae_id, torch_dtype, options)
+        upcast = _choose_vae(options, torch_dtype, resolved)
         options.setdefault("local_files_only", True)
         if torch_dtype is not None:
             options[_dtype_keyword()] = torch_dtype
@@ -1535,6 +1522,24 @@ class Generator:
             f"{lora.name}: {_format_weight(lora.weight)}" for lora in self._loras.values()
         )
         return extra
+
+
+def _choose_vae(
+    options: dict[str, Any], torch_dtype: torch.dtype | None, version: ModelVersion
+) -> bool:
+    """Put the VAE to load into ``options`` (the caller's, or the version's fp16-fix one).
+
+    Returns whether the bundled VAE must decode in float32. Runs before ``local_files_only``
+    gets its default, so the fp16-fix VAE may come from the hub (or its cache).
+    """
+    vae_given = "vae" in options
+    vae = options.pop("vae", None)
+    vae_id, upcast = _vae_plan(torch_dtype, version, vae_given, vae)
+    if vae is not None:
+        options["vae"] = vae
+    elif vae_id is not None:
+        options["vae"] = _load_fix_vae(vae_id, torch_dtype, options)
+    return upcast
 
 
 def _load_fix_vae(hub_id: str, dtype: torch.dtype | None, options: Mapping[str, Any]) -> Any:
