@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from animagine._batch import add_model_arguments, model_loader
-from animagine._cli import CommandError
+from animagine._generator import png_names, refuse_existing
 
 __all__ = ["generate_arguments", "run_generate"]
 
@@ -73,11 +73,5 @@ def run_generate(args: argparse.Namespace) -> int:
 
 def _check_output(output: Path, count: int) -> None:
     """Refuse an output file that exists before spending minutes loading a model."""
-    if output.suffix.lower() != ".png":
-        return  # a folder: GenerationResult.save picks free names there
-    names = [output] if count == 1 else [
-        output.with_name(f"{output.stem}-{k}.png") for k in range(1, count + 1)
-    ]  # fmt: skip
-    taken = [str(path) for path in names if path.exists()]
-    if taken:
-        raise CommandError(f"{taken[0]}: refusing to overwrite an existing file")
+    if output.suffix.lower() == ".png":  # a folder: GenerationResult.save picks free names there
+        refuse_existing(png_names(output, count))

@@ -681,24 +681,27 @@ class GenerationResult:
             raise GenerationArgumentError(
                 f"path {str(path)!r} must be a directory or a .png file (images are saved as PNG)"
             )
-        names = (
-            [target]
-            if len(items) == 1
-            else [
-                target.with_name(f"{target.stem}-{n}{target.suffix}")
-                for n in range(1, len(items) + 1)
-            ]
-        )
-        for name in names:
-            if os.path.lexists(name):
-                raise FileExistsError(
-                    errno.EEXIST, "refusing to overwrite an existing file", str(name)
-                )
+        names = png_names(target, len(items))
+        refuse_existing(names)
         target.parent.mkdir(parents=True, exist_ok=True)
         return [
             write_png(image, name, parameters)
             for name, (image, parameters) in zip(names, items, strict=True)
         ]
+
+
+def png_names(target: Path, count: int) -> list[Path]:
+    """The files :meth:`GenerationResult.save` writes for a ``.png`` path and ``count`` images."""
+    if count == 1:
+        return [target]
+    return [target.with_name(f"{target.stem}-{n}{target.suffix}") for n in range(1, count + 1)]
+
+
+def refuse_existing(names: Iterable[Path]) -> None:
+    """Raise :class:`FileExistsError` for the first of ``names`` that exists."""
+    for name in names:
+        if os.path.lexists(name):
+            raise FileExistsError(errno.EEXIST, "refusing to overwrite an existing file", str(name))
 
 
 # --- the generator --------------------------------------------------------------------------------
