@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import platform
 import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -16,6 +17,11 @@ def package_version(dist: str) -> str:
         return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
         return "not installed"
+
+
+def packages(*dists: str) -> str:
+    """``"torch 2.13.0, diffusers 0.42.1"``: the installed versions of ``dists``."""
+    return ", ".join(f"{dist} {package_version(dist)}" for dist in dists)
 
 
 def cpu_model() -> str:
@@ -42,3 +48,13 @@ def git_state() -> str:
     except (OSError, subprocess.CalledProcessError):
         return "not a git checkout"
     return f"commit {head}" + (", with local changes in animagine/" if dirty else "")
+
+
+def write_report(text: str, output: Path | str | None) -> None:
+    """Write a benchmark's markdown report to ``output`` (nothing for None or ``-``)."""
+    if output is None or str(output) == "-":
+        return
+    path = Path(output)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    print(f"wrote {path}", file=sys.stderr)

@@ -33,9 +33,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from _machine import cpu_model as _cpu_model
-from _machine import git_state as _git
-from _machine import package_version as _version
+from _machine import cpu_model, git_state, packages
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "batch.md"
@@ -47,9 +45,6 @@ CONFIGS = (
 #: With --threads: one process using both cores through torch's threads, for comparison. On a
 #: shared machine it can be 10x slower than one thread (see the thread trap in TESTING.md).
 THREADS_CONFIG = ("1 process, 2 threads", 1, 2)
-
-
-
 
 
 def run_one(
@@ -134,13 +129,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         f" ({time.perf_counter() - began:.0f} s in all).",
         "",
         f"- Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
-        f"- CPU: {_cpu_model()}; {os.cpu_count()} logical cores,"
+        f"- CPU: {cpu_model()}; {os.cpu_count()} logical cores,"
         f" {len(os.sched_getaffinity(0))} available; no GPU used",
         f"- OS: {platform.platform()}",
         f"- Python: {platform.python_implementation()} {platform.python_version()}",
-        f"- Packages: torch {_version('torch')}, diffusers {_version('diffusers')},"
-        f" transformers {_version('transformers')}, accelerate {_version('accelerate')}",
-        f"- Code: {_git()}",
+        f"- Packages: {packages('torch', 'diffusers', 'transformers', 'accelerate')}",
+        f"- Code: {git_state()}",
         "",
         f"Workload: {items} prompts, one 64x64 image each, {steps} steps (Euler a, CFG), on the"
         " tiny random SDXL of `animagine.testing` (seed 0), float32 on the CPU. Each run is the"

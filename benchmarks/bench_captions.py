@@ -36,8 +36,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
-from _machine import cpu_model as _cpu_model
-from _machine import git_state as _git
+from _machine import cpu_model, git_state, write_report
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -120,8 +119,6 @@ def timed(
     return times, changed
 
 
-
-
 def _usable_cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -197,13 +194,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"({time.perf_counter() - started:.0f} s in all).",
         "",
         f"- Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
-        f"- CPU: {_cpu_model()}; {os.cpu_count()} logical cores, {_usable_cores()} usable",
+        f"- CPU: {cpu_model()}; {os.cpu_count()} logical cores, {_usable_cores()} usable",
         f"- OS: {platform.platform()}; temporary folder on {fs}",
         f"- Python: {platform.python_implementation()} {platform.python_version()}; "
         f"process start method `{multiprocessing.get_start_method()}`",
         f"- Packages: animagine {animagine.__version__}, attrs "
         f"{importlib.metadata.version('attrs')}, lark {importlib.metadata.version('lark')}",
-        f"- Code: {_git()}",
+        f"- Code: {git_state()}",
         "",
         f"Corpus: {n:,} caption files, {PER_FOLDER:,} per folder, from "
         f"`make_prompts(n={n}, seed={args.seed}, tags=30)` reshaped as tagger output: "
@@ -244,10 +241,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     text = "\n".join(lines)
     print(text)
-    output = args.output if args.output is not None else (None if args.quick else RESULTS)
-    if output is not None and str(output) != "-":
-        output.write_text(text, encoding="utf-8")
-        print(f"wrote {output}", file=sys.stderr)
+    write_report(
+        text, args.output if args.output is not None else (None if args.quick else RESULTS)
+    )
     return 0
 
 

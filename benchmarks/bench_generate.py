@@ -54,9 +54,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from _machine import cpu_model as _cpu_model
-from _machine import git_state as _git
-from _machine import package_version as _version
+from _machine import cpu_model, git_state, packages, write_report
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -521,9 +519,6 @@ def _pixels_note(case: Case, embeddings: dict[str, float]) -> str:
 # -- the report -----------------------------------------------------------------------------------
 
 
-
-
-
 def _verdict(ok: bool) -> str:
     return "**met**" if ok else "**missed**"
 
@@ -587,14 +582,13 @@ def report(
         f"`{command}` ({elapsed:.0f} s in all).",
         "",
         f"- Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
-        f"- CPU: {_cpu_model()}; {os.cpu_count()} logical cores, {cores_available} available; "
+        f"- CPU: {cpu_model()}; {os.cpu_count()} logical cores, {cores_available} available; "
         "the benchmark ran pinned to one (`sched_setaffinity`, `OMP_NUM_THREADS=1`, "
         "`torch.set_num_threads(1)`)",
         f"- OS: {platform.platform()}",
         f"- Python: {platform.python_implementation()} {platform.python_version()}",
-        f"- Packages: animagine {animagine.__version__}, torch {_version('torch')}, "
-        f"diffusers {_version('diffusers')}, transformers {_version('transformers')}, "
-        f"numpy {_version('numpy')}",
+        f"- Packages: animagine {animagine.__version__}, "
+        f"{packages('torch', 'diffusers', 'transformers', 'numpy')}",
         f"- Code: {args.code}",
         f"- Load average (1 min) at the start and the end: {args.load[0]:.2f}, "
         f"{os.getloadavg()[0]:.2f} (other processes share the machine: see the min-max spreads)",
@@ -825,7 +819,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = QUICK if args.quick else FULL
 
-    args.code = _git()  # now: the benchmark runs the code imported at start
+    args.code = git_state()  # now: the benchmark runs the code imported at start
     args.load = os.getloadavg()
     cores_available = _pin()
     began = time.perf_counter()
@@ -890,11 +884,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print()
     print(text)
-    output = args.output if args.output is not None else (None if args.quick else RESULTS)
-    if output is not None and str(output) != "-":
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text, encoding="utf-8")
-        print(f"wrote {output}")
+    write_report(
+        text, args.output if args.output is not None else (None if args.quick else RESULTS)
+    )
     expected = len(UNIQUE_PROMPTS) * 2
     if set(batch.counted["on"]) != {expected} or set(batch.hooked["on"]) != {expected}:
         print(f"FAIL: the cached batch ran {batch.counted['on']} encoder passes, not {expected}")

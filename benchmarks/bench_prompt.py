@@ -44,9 +44,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from types import ModuleType
 
-from _machine import cpu_model as _cpu_model
-from _machine import git_state as _git
-from _machine import package_version as _version
+from _machine import cpu_model, git_state, package_version, write_report
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -177,7 +175,7 @@ def _load_compel_parser() -> tuple[Callable[[str], object] | None, str]:
         return None, f"cannot load {path}"
     module: ModuleType = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
-    return module.PromptParser().parse_conjunction, _version("compel")
+    return module.PromptParser().parse_conjunction, package_version("compel")
 
 
 # -- timing ---------------------------------------------------------------------------------------
@@ -256,19 +254,16 @@ def process_breakdown(runs: int) -> list[list[float]]:
 # -- the report -----------------------------------------------------------------------------------
 
 
-
-
-
 def _machine(cores_available: int, code: str) -> list[str]:
     return [
         f"- Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
-        f"- CPU: {_cpu_model()}; {os.cpu_count()} logical cores, {cores_available} available; "
+        f"- CPU: {cpu_model()}; {os.cpu_count()} logical cores, {cores_available} available; "
         "the benchmark ran pinned to one (`sched_setaffinity`, `OMP_NUM_THREADS=1`)",
         f"- OS: {platform.platform()}",
         f"- Python: {platform.python_implementation()} {platform.python_version()}",
-        f"- Packages: animagine {animagine.__version__}, attrs {_version('attrs')}, "
-        f"lark {_version('lark')}, compel {_version('compel')}, "
-        f"pyparsing {_version('pyparsing')}",
+        f"- Packages: animagine {animagine.__version__}, attrs {package_version('attrs')}, "
+        f"lark {package_version('lark')}, compel {package_version('compel')}, "
+        f"pyparsing {package_version('pyparsing')}",
         f"- Code: {code}",
     ]
 
@@ -417,7 +412,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     lark_n = 100 if args.quick else 2_000
     process_runs = 3 if args.quick else 10
 
-    args.code = _git()  # now: the benchmark runs the code imported at start
+    args.code = git_state()  # now: the benchmark runs the code imported at start
     cores_available = len(os.sched_getaffinity(0))
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     began = time.perf_counter()
@@ -502,11 +497,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print()
     print(text)
-    output = args.output if args.output is not None else (None if args.quick else RESULTS)
-    if output is not None and str(output) != "-":
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text, encoding="utf-8")
-        print(f"wrote {output}")
+    write_report(
+        text, args.output if args.output is not None else (None if args.quick else RESULTS)
+    )
     return 0
 
 
