@@ -12,24 +12,16 @@ import functools
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Final, Literal
 
+from animagine._tag import Tag
 from animagine._vocab import VERSIONS, ModelVersion, RatingTag, is_subject
 
 if TYPE_CHECKING:
     from animagine._grammar import ParsedTag
     from animagine._tagdb import TagDatabase
 
-__all__ = ["Classified", "Slot", "classify"]
+__all__ = ["Classified", "Slot", "classify", "convert_special"]
 
 Slot = Literal["subject", "character", "series", "rating", "general", "year", "quality", "break"]
-
-SUBJECT: Final = "subject"
-CHARACTER: Final = "character"
-SERIES: Final = "series"
-RATING: Final = "rating"
-GENERAL: Final = "general"
-YEAR: Final = "year"
-QUALITY: Final = "quality"
-BREAK_SLOT: Final = "break"
 
 
 class Foreign:
@@ -212,3 +204,47 @@ def _identity_by_position(result: Classified) -> None:
         series = [block[-1]]
     for i in block:
         slots[i] = "series" if i in series else "character"
+
+
+# -- conversion of one special tag between versions ------------------------------------------
+
+
+def convert_special(tag: Tag, slot: str, source: ModelVersion, target: ModelVersion) -> Tag:
+    """Map one rating, year or quality tag of ``source`` to ``target``; unknown ones unchanged."""
+    key = tag.name.lower()
+    if key in target.special_tags or target.year_of(key) is not None:
+        return tag  # already the target's own tag
+    name: str | None = None
+    if slot == "rating":
+        entry = rating_entry(source, key)
+        name = target.rating_tag(entry.level) if entry is not None else None
+    elif slot == "year":
+        number = _year_number(source, key)
+        name = target.year_tag(number) if number is not None else None
+    elif slot == "quality":
+        tier = _tier(source, key)
+        name = target.quality_tiers[tier] if tier is not None else None
+    if name is None or name == key:
+        return tag
+    return Tag(name, tag.weight)
+
+
+def _year_number(version: ModelVersion, key: str) -> int | None:
+    number = version.year_of(key)
+    if number is None:
+        other = foreign_tags(version).get(key)
+        source = other.source if other is not None else foreign_year(version, key)
+        if source is not None:
+            number = source.year_of(key)
+    return number
+
+
+def _tier(version: ModelVersion, key: str) -> int | None:
+    """The conversion tier of a quality/score tag, looking in ``version`` first, then others."""
+    for candidate in (version, *VERSIONS):
+        if key in candidate.quality_tiers:
+            return candidate.quality_tiers.index(key)
+        if key in candidate.score:
+            # 4.0 scores, best first: high=best, great, good, average, bad=low, low=worst.
+            return candidate.score.index(key) + 1
+    return None

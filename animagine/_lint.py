@@ -6,18 +6,16 @@ Every code is documented in docs/lint.md; keep the two in step.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Final, Literal
+from typing import Final, Literal
 
 import attrs
 
-from animagine._classify import Classified, Slot, classify
+from animagine._classify import Classified, Slot, classify, convert_special
 from animagine._errors import PromptSyntaxError
 from animagine._grammar import parse_tags
 from animagine._tag import Tag, escape_name, format_weight
+from animagine._tagdb import TagDatabase
 from animagine._vocab import ModelVersion, get_version
-
-if TYPE_CHECKING:
-    from animagine._tagdb import TagDatabase
 
 __all__ = ["CODES", "Diagnostic", "apply_fixes", "lint"]
 
@@ -164,8 +162,6 @@ def order_violations(text: str, found: Classified, version: ModelVersion) -> lis
 
 
 def _foreign_fix(tag: Tag, slot: Slot, source: ModelVersion, version: ModelVersion) -> str | None:
-    from animagine._prompt import convert_special  # noqa: PLC0415 (cycle)
-
     converted = convert_special(tag, slot, source, version)
     if converted.name.lower() == tag.name.lower():
         return None
@@ -215,8 +211,6 @@ def lint(
     except PromptSyntaxError as error:
         return [_diagnostic("syntax", error.reason, error.offset, error.offset)]
     if database is None:
-        from animagine._tagdb import TagDatabase  # noqa: PLC0415
-
         database = TagDatabase.default()
     found = classify(items, resolved, database)
     out = order_violations(text, found, resolved)

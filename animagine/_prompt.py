@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import attrs
 
-from animagine._classify import Classified, classify, rating_entry
+from animagine._classify import Classified, classify, convert_special, rating_entry
 from animagine._errors import PromptOrderError
-from animagine._grammar import ParsedTag, parse_tags
+from animagine._grammar import parse_tags
+from animagine._lint import order_violations
 from animagine._tag import BREAK_NAME, Tag
+from animagine._tagdb import TagDatabase
 from animagine._vocab import ModelVersion, get_version
-
-if TYPE_CHECKING:
-    from animagine._tagdb import TagDatabase
 
 __all__ = ["Prompt", "convert", "parse"]
 
@@ -53,8 +52,6 @@ def _to_version(value: Any) -> ModelVersion:
 
 
 def _default_database() -> TagDatabase:
-    from animagine._tagdb import TagDatabase  # noqa: PLC0415 (keeps the import graph acyclic)
-
     return TagDatabase.default()
 
 
@@ -131,8 +128,6 @@ class Prompt:
         items = parse_tags(text)
         found = classify(items, resolved, _default_database() if database is None else database)
         if strict:
-            from animagine._lint import order_violations  # noqa: PLC0415 (cycle)
-
             for violation in order_violations(text, found, resolved):
                 raise PromptOrderError(
                     violation.message, text=text, offset=violation.start, code=violation.code
@@ -281,26 +276,6 @@ class Prompt:
         return cls(**fields)
 
 
-def convert_special(tag: Tag, slot: str, source: ModelVersion, target: ModelVersion) -> Tag:
-    """Map one rating, year or quality tag of ``source`` to ``target``; unknown ones unchanged."""
-    key = tag.name.lower()
-    if key in target.special_tags or target.year_of(key) is not None:
-        return tag  # already the target's own tag
-    name: str | None = None
-    if slot == "rating":
-        entry = rating_entry(source, key)
-        name = target.rating_tag(entry.level) if entry is not None else None
-    elif slot == "year":
-        number = _year_number(source, key)
-        name = target.year_tag(number) if number is not None else None
-    elif slot == "quality":
-        tier = _tier(source, key)
-        name = target.quality_tiers[tier] if tier is not None else None
-    if name is None or name == key:
-        return tag
-    return Tag(name, tag.weight)
-
-
 def _move_companions(
     old: Tag, new: Tag, source: ModelVersion, target: ModelVersion, general: tuple[Tag, ...]
 ) -> tuple[Tag, ...]:
@@ -319,31 +294,6 @@ def _move_companions(
     kept = tuple(tag for tag in general if tag.is_break or tag.name.lower() not in dropped)
     present = {tag.name.lower() for tag in kept}
     return tuple(Tag(name) for name in added if name not in present) + kept
-
-
-def _year_number(version: ModelVersion, key: str) -> int | None:
-    from animagine._classify import foreign_tags, foreign_year  # noqa: PLC0415
-
-    number = version.year_of(key)
-    if number is None:
-        other = foreign_tags(version).get(key)
-        source = other.source if other is not None else foreign_year(version, key)
-        if source is not None:
-            number = source.year_of(key)
-    return number
-
-
-def _tier(version: ModelVersion, key: str) -> int | None:
-    """The conversion tier of a quality/score tag, looking in ``version`` first, then others."""
-    from animagine._vocab import VERSIONS  # noqa: PLC0415
-
-    for candidate in (version, *VERSIONS):
-        if key in candidate.quality_tiers:
-            return candidate.quality_tiers.index(key)
-        if key in candidate.score:
-            # 4.0 scores, best first: high=best, great, good, average, bad=low, low=worst.
-            return candidate.score.index(key) + 1
-    return None
 
 
 def parse(
@@ -369,8 +319,3 @@ def convert(text: str, *, to: str | ModelVersion, source: str | ModelVersion = "
         The canonical prompt for ``to``.
     """
     return str(Prompt.parse(text, version=source).convert(to))
-
-
-def items_of(text: str) -> list[ParsedTag]:
-    """Parsed items of ``text`` (for lint)."""
-    return parse_tags(text)
