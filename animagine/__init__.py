@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from animagine._errors import (
+from animagine._version import __version__
+from animagine.core._lint import Diagnostic, apply_fixes, lint
+from animagine.core._prompt import Prompt, convert, parse
+from animagine.core._tag import BREAK, Tag
+from animagine.core._tagdb import TagDatabase
+from animagine.core._vocab import VERSIONS, GenerationDefaults, ModelVersion, get_version
+from animagine.errors import (
     AnimagineError,
     EncodingError,
     GenerationArgumentError,
@@ -21,16 +27,10 @@ from animagine._errors import (
     UnknownVersionError,
     UnsupportedPipelineError,
 )
-from animagine._lint import Diagnostic, apply_fixes, lint
-from animagine._prompt import Prompt, convert, parse
-from animagine._tag import BREAK, Tag
-from animagine._tagdb import TagDatabase
-from animagine._version import __version__
-from animagine._vocab import VERSIONS, GenerationDefaults, ModelVersion, get_version
 
 if TYPE_CHECKING:  # the generation stack is imported lazily, see __getattr__
-    from animagine._generator import GenerationResult, Generator
-    from animagine._metadata import GenerationParameters, HiresParameters, read_parameters
+    from animagine.generation._generator import GenerationResult, Generator
+    from animagine.metadata._records import GenerationParameters, HiresParameters, read_parameters
 
 __all__ = [
     "BREAK",
@@ -66,11 +66,11 @@ __all__ = [
 ]
 
 _LAZY = {
-    "Generator": "animagine._generator",
-    "GenerationResult": "animagine._generator",
-    "GenerationParameters": "animagine._metadata",
-    "HiresParameters": "animagine._metadata",
-    "read_parameters": "animagine._metadata",
+    "Generator": "animagine.generation._generator",
+    "GenerationResult": "animagine.generation._generator",
+    "GenerationParameters": "animagine.metadata._records",
+    "HiresParameters": "animagine.metadata._records",
+    "read_parameters": "animagine.metadata._records",
 }
 
 

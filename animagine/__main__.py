@@ -1,10 +1,10 @@
-"""``python -m animagine`` and the ``animagine`` console script (see :mod:`animagine._cli`)."""
+"""``python -m animagine`` and the ``animagine`` console script (see :mod:`animagine.apps.cli`)."""
 
 from __future__ import annotations
 
 import sys
 
-from animagine._cli import main
+from animagine.apps.cli import main
 
 __all__ = ["main"]
 

@@ -2,7 +2,7 @@
 
 Writes ``--n`` caption files (default 100,000) to a temporary folder, laid out as kohya
 sd-scripts expects (``dataset/<repeats>_<name>/<image>.txt``, 1,000 captions per folder), and
-times :func:`animagine._captions.normalise_captions` on them in this process: ``jobs=1`` and
+times :func:`animagine.apps.captions.normalise_captions` on them in this process: ``jobs=1`` and
 ``jobs=2`` (a ``ProcessPoolExecutor`` fed in chunks; pool start-up is included). Before every
 timed pass the original captions are written back and ``os.sync()`` flushes them (untimed), so
 each pass reads, parses, renders and atomically rewrites every file. A ``check=True`` pass
@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT))  # the animagine checkout, installed or not
 from _corpus import make_prompts  # noqa: E402
 
 import animagine  # noqa: E402
-from animagine._captions import find_captions, normalise_captions  # noqa: E402
+from animagine.apps.captions import find_captions, normalise_captions  # noqa: E402
 
 RESULTS = HERE / "results" / "captions.md"
 PER_FOLDER = 1000

@@ -6,7 +6,7 @@ Times, per prompt, over a seeded corpus of realistic 30-tag Animagine XL 4.0 pro
 * ``Prompt.parse`` (read, classify against the shipped tag database, build the ``Prompt``);
 * ``str(Prompt.parse(...))`` (the same plus canonical rendering);
 * ``lint``;
-* the tag reader alone, ``animagine._grammar.parse_tags``, on its fast path and forced through
+* the tag reader alone, ``animagine.core._grammar.parse_tags``, on its fast path and forced through
   the Lark grammar (``use_grammar=True``), to show what the fast path buys;
 * side by side: compel's prompt parser (``PromptParser.parse_conjunction``, what ``Compel`` runs
   on every prompt) and a minimal A1111-style regex splitter written here;

@@ -51,7 +51,7 @@ def status(field):
 
 
 started = time.perf_counter()
-from animagine._tagdb import TagDatabase
+from animagine.core._tagdb import TagDatabase
 imported = time.perf_counter()
 db = TagDatabase.default()
 assert not db._loaded, "default() must not read the file"
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", default=str(RESULTS), help="markdown file, or - for stdout")
     args = parser.parse_args(argv)
 
-    from animagine._tagdb import _DATA_FILE, TagDatabase
+    from animagine.core._tagdb import _DATA_FILE, TagDatabase
 
     child("plain")  # warm the OS file cache and bytecode caches; not counted
     timings = [child("plain") for _ in range(args.runs)]
@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         f" {verdict(peak_rss_mb, MEMORY_TARGET_MB)} |",
         "",
         f"Load times of the {args.runs} runs: {load_all} ms. For context, not part of the target:"
-        f" `from animagine._tagdb import TagDatabase` (which imports the `animagine` package)"
+        f" `from animagine.core._tagdb import TagDatabase` (which imports the `animagine` package)"
         f" took {import_ms:.0f} ms, and `TagDatabase.default()` read nothing."
         f" Heavy modules imported: {', '.join(heavy) or 'none'}.",
         "",

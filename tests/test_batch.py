@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from animagine._batch import (
+from animagine.apps.batch import (
     MANIFEST,
     BadLine,
     BatchInputError,
@@ -31,7 +31,7 @@ from animagine._batch import (
 )
 
 if TYPE_CHECKING:
-    from animagine._generator import Generator
+    from animagine.generation._generator import Generator
     from animagine.testing import TinyModelPaths
 
 pytestmark = [
@@ -157,7 +157,7 @@ def test_strict_cli_stops_before_loading_a_model(
 
 def test_import_stays_light() -> None:
     code = (
-        "import sys, animagine._batch;"
+        "import sys, animagine.apps.batch;"
         " print(sorted({'torch', 'diffusers', 'accelerate', 'PIL'} & set(sys.modules)))"
     )
     done = subprocess.run(
@@ -175,7 +175,7 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
 
 @pytest.fixture
 def tiny_generator(tiny_pipeline: Any) -> Generator:
-    from animagine._generator import Generator
+    from animagine.generation._generator import Generator
 
     return Generator(tiny_pipeline, version="v4", model="tiny")
 
@@ -194,7 +194,7 @@ def _leftovers(out: Path) -> list[str]:
 
 @pytest.mark.generate
 def test_run_batch_writes_images_and_manifest(tiny_generator: Generator, tmp_path: Path) -> None:
-    from animagine._metadata import read_parameters
+    from animagine.metadata._records import read_parameters
 
     items = [
         BatchItem(3, {"prompt": "1girl, smile", **SMALL, "seed": 42}),
@@ -298,7 +298,7 @@ def test_invalid_options_fail_by_line_or_stop_strict(
 def test_keyboard_interrupt_leaves_finished_items_and_no_temp_files(
     tiny_pipeline: Any, tmp_path: Path
 ) -> None:
-    from animagine._generator import Generator
+    from animagine.generation._generator import Generator
 
     class StopsAtThirdCall(Generator):
         calls = 0
@@ -358,7 +358,7 @@ def _command(
     return [
         *launcher,
         "-m",
-        "animagine._batch",
+        "animagine.apps.batch",
         str(source),
         "-o",
         str(out),
@@ -440,7 +440,7 @@ def reaper() -> Iterator[list[subprocess.Popen[bytes]]]:
 def _check_complete(out: Path, lines: int) -> None:
     from PIL import Image
 
-    from animagine._metadata import read_parameters
+    from animagine.metadata._records import read_parameters
 
     names = [f"{n:06d}.png" for n in range(1, lines + 1)]
     assert _pngs(out) == names  # exactly one image per line

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from animagine import PromptSyntaxError, UnknownVersionError
-from animagine._captions import (
+from animagine.apps.captions import (
     CaptionFailure,
     CaptionReport,
     find_captions,
@@ -16,7 +16,7 @@ from animagine._captions import (
     normalise_captions,
     write_atomic,
 )
-from animagine._cli import main
+from animagine.apps.cli import main
 
 MESSY = "masterpiece, long_hair, 1girl, hatsune_miku, smile\n"
 CLEAN = "1girl, hatsune miku, long hair, smile, masterpiece\n"

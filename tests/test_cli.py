@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from animagine import get_version, lint
-from animagine._cli import COMMANDS, Command, build_parser, main
+from animagine.apps.cli import COMMANDS, Command, build_parser, main
 
 DATA = Path(__file__).parent / "data" / "metadata"
 V4 = get_version("v4")
@@ -111,12 +111,12 @@ def test_only_the_chosen_command_adds_its_arguments() -> None:
 
 def test_string_references_are_imported_on_use() -> None:
     command = Command(
-        "p", "s", "d", "", "animagine._cli:_prompt_arguments", "animagine._cli:_run_prompt"
+        "p", "s", "d", "", "animagine.apps.cli:_prompt_arguments", "animagine.apps.cli:_run_prompt"
     )
     parser = build_parser((command,), wanted="p")
     args = parser.parse_args(["p", "--json", "1girl"])
     assert args.json is True
-    assert args.run == "animagine._cli:_run_prompt"
+    assert args.run == "animagine.apps.cli:_run_prompt"
 
 
 # --- prompt ---------------------------------------------------------------------------------
@@ -405,7 +405,7 @@ def _png(path: Path, chunks: dict[str, str]) -> Path:
 def _ours(tmp_path: Path) -> tuple[Path, Any]:
     from PIL import Image
 
-    from animagine._metadata import GenerationParameters, write_png
+    from animagine.metadata._records import GenerationParameters, write_png
 
     parameters = GenerationParameters(
         prompt="1girl, hatsune miku, vocaloid, solo, masterpiece, high score, absurdres",

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from animagine._cli import main
+from animagine.apps.cli import main
 from animagine.testing import TinyModelPaths
 
 pytestmark = [

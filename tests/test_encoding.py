@@ -1,4 +1,4 @@
-"""A1111-semantics long weighted prompt encoding (animagine._encoding) on the tiny SDXL.
+"""A1111-semantics long weighted prompt encoding (animagine.generation._encoding) on the tiny SDXL.
 
 The tiny tokenizers give one token per character, so token counts are easy to set: a tag of
 four letters is four tokens, ", " is one (the comma).
@@ -13,7 +13,10 @@ from typing import Any
 
 import pytest
 
-from animagine._encoding import (
+from animagine.core._prompt import Prompt
+from animagine.core._tag import BREAK, Tag
+from animagine.errors import AnimagineError
+from animagine.generation._encoding import (
     CHUNK_LENGTH,
     EncodingError,
     PromptEncoder,
@@ -21,9 +24,6 @@ from animagine._encoding import (
     _fragments,
     chunk_tokens,
 )
-from animagine._errors import AnimagineError
-from animagine._prompt import Prompt
-from animagine._tag import BREAK, Tag
 
 pytestmark = [
     # diffusers' schedulers call np.array(tensor, copy=False) on torch tensors (set_timesteps,
@@ -606,5 +606,5 @@ def test_importing_the_encoder_is_light() -> None:
     import subprocess
     import sys
 
-    code = "import sys, animagine._encoding; assert 'torch' not in sys.modules, 'torch imported'"
+    code = "import sys, animagine.generation._encoding; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -21,8 +21,8 @@ import pytest
 
 import animagine
 from animagine import AnimagineError, Prompt, PromptSyntaxError, UnknownVersionError, get_version
-from animagine._generator import ModelLoadError
-from animagine._metadata import HiresParameters
+from animagine.generation._generator import ModelLoadError
+from animagine.metadata._records import HiresParameters
 
 pytestmark = [
     pytest.mark.generate,
@@ -47,14 +47,14 @@ def pixels(image: Any) -> Any:
 
 @pytest.fixture(scope="module")
 def gen(tiny_pipeline: Any) -> Any:
-    from animagine._generator import Generator
+    from animagine.generation._generator import Generator
 
     return Generator(tiny_pipeline, version="v4")
 
 
 @pytest.fixture(scope="module")
 def gen_v3(tiny_pipeline: Any) -> Any:
-    from animagine._generator import Generator
+    from animagine.generation._generator import Generator
 
     return Generator(tiny_pipeline, version="v3")
 
@@ -94,7 +94,7 @@ def spy(monkeypatch: pytest.MonkeyPatch) -> Spy:
 @pytest.fixture
 def no_model_work(monkeypatch: pytest.MonkeyPatch, spy: Spy) -> Iterator[Spy]:
     """Fails the test if the prompt encoder runs; yields the pipeline spy."""
-    from animagine._encoding import PromptEncoder
+    from animagine.generation._encoding import PromptEncoder
 
     def encode(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("the prompt was encoded before validation finished")
@@ -110,7 +110,7 @@ def no_model_work(monkeypatch: pytest.MonkeyPatch, spy: Spy) -> Iterator[Spy]:
 def test_importing_the_generator_module_stays_light() -> None:
     """The module (and its error classes) import without torch; loading imports it on use."""
     code = (
-        "import sys, animagine._generator as g; "
+        "import sys, animagine.generation._generator as g; "
         "print(sorted(m for m in ('torch', 'diffusers', 'transformers', 'PIL', 'numpy') "
         "if m in sys.modules))"
     )
@@ -144,8 +144,8 @@ def test_wrap_a_pipeline(gen: Any, tiny_pipeline: Any) -> None:
 
 @pytest.mark.parametrize("missing", ["text_encoder_2", "tokenizer_2", "unet"])
 def test_wrap_rejects_non_sdxl(tiny_pipeline: Any, missing: str) -> None:
-    from animagine._encoding import UnsupportedPipelineError
-    from animagine._generator import Generator
+    from animagine.generation._encoding import UnsupportedPipelineError
+    from animagine.generation._generator import Generator
 
     parts = {name: getattr(tiny_pipeline, name) for name in tiny_pipeline.components}
     parts[missing] = None
@@ -156,7 +156,7 @@ def test_wrap_rejects_non_sdxl(tiny_pipeline: Any, missing: str) -> None:
 
 
 def test_wrap_unknown_version(tiny_pipeline: Any) -> None:
-    from animagine._generator import Generator
+    from animagine.generation._generator import Generator
 
     with pytest.raises(UnknownVersionError):
         Generator(tiny_pipeline, version="v9")
@@ -165,7 +165,7 @@ def test_wrap_unknown_version(tiny_pipeline: Any) -> None:
 def test_from_pretrained_needs_a_version_for_a_folder_named_otherwise(
     tiny_model_paths: Any,
 ) -> None:
-    from animagine._generator import Generator
+    from animagine.generation._generator import Generator
 
     with pytest.raises(UnknownVersionError, match="version="):
         Generator.from_pretrained(tiny_model_paths.folder)
@@ -174,7 +174,7 @@ def test_from_pretrained_needs_a_version_for_a_folder_named_otherwise(
 def test_from_pretrained_folder(tiny_model_paths: Any, gen: Any) -> None:
     from diffusers import EulerAncestralDiscreteScheduler
 
-    from animagine._generator import Generator
+    from animagine.generation._generator import Generator
 
     loaded = Generator.from_pretrained(tiny_model_paths.folder, version="v4")
     assert loaded.model == "tiny-sdxl"
@@ -189,7 +189,7 @@ def test_from_pretrained_folder(tiny_model_paths: Any, gen: Any) -> None:
 def test_from_pretrained_infers_the_version_from_the_folder_name(
     tiny_model_paths: Any, tmp_path: Path
 ) -> None:
-    from animagine._generator import Generator
+    from animagine.generation._generator import Generator
 
     folder = tmp_path / "animagine-xl-3.1"
     folder.symlink_to(tiny_model_paths.folder, target_is_directory=True)
@@ -206,7 +206,7 @@ def test_from_pretrained_options(monkeypatch: pytest.MonkeyPatch, tiny_model_pat
     import torch
     from diffusers import StableDiffusionXLPipeline
 
-    from animagine._generator import Generator, _dtype_keyword
+    from animagine.generation._generator import Generator, _dtype_keyword
     from animagine.testing import make_tiny_pipeline
 
     seen: dict[str, Any] = {}
@@ -227,7 +227,7 @@ def test_from_pretrained_options(monkeypatch: pytest.MonkeyPatch, tiny_model_pat
 def test_from_pretrained_dtype_for_real(tiny_model_paths: Any) -> None:
     import torch
 
-    from animagine._generator import Generator
+    from animagine.generation._generator import Generator
 
     loaded = Generator.from_pretrained(tiny_model_paths.folder, version="v4", dtype=torch.bfloat16)
     assert loaded.dtype == torch.bfloat16
@@ -238,7 +238,7 @@ def test_from_pretrained_dtype_for_real(tiny_model_paths: Any) -> None:
     [("int8", ValueError), ("float64", ValueError), (16, TypeError)],
 )
 def test_from_pretrained_bad_dtype(tiny_model_paths: Any, dtype: Any, error: type) -> None:
-    from animagine._generator import Generator
+    from animagine.generation._generator import Generator
 
     with pytest.raises(error, match="dtype") as info:
         Generator.from_pretrained(tiny_model_paths.folder, version="v4", dtype=dtype)
@@ -246,7 +246,7 @@ def test_from_pretrained_bad_dtype(tiny_model_paths: Any, dtype: Any, error: typ
 
 
 def test_from_pretrained_refuses_pickle_weights(tmp_path: Path) -> None:
-    from animagine._generator import Generator, ModelLoadError
+    from animagine.generation._generator import Generator, ModelLoadError
 
     folder = tmp_path / "animagine-xl-4.0"
     (folder / "unet").mkdir(parents=True)
@@ -259,7 +259,7 @@ def test_from_pretrained_refuses_pickle_weights(tmp_path: Path) -> None:
 
 
 def test_from_pretrained_bad_paths(tmp_path: Path, tiny_model_paths: Any) -> None:
-    from animagine._generator import Generator, ModelLoadError
+    from animagine.generation._generator import Generator, ModelLoadError
 
     with pytest.raises(ModelLoadError, match="from_single_file"):
         Generator.from_pretrained(tiny_model_paths.single_file, version="v4")
@@ -271,7 +271,7 @@ def test_from_pretrained_bad_paths(tmp_path: Path, tiny_model_paths: Any) -> Non
 
 
 def test_from_single_file(tiny_model_paths: Any, gen: Any) -> None:
-    from animagine._generator import Generator
+    from animagine.generation._generator import Generator
 
     loaded = Generator.from_single_file(
         tiny_model_paths.single_file, version="v4", config=tiny_model_paths.folder
@@ -282,7 +282,7 @@ def test_from_single_file(tiny_model_paths: Any, gen: Any) -> None:
 
 
 def test_from_single_file_version_from_the_file_name(tiny_model_paths: Any, tmp_path: Path) -> None:
-    from animagine._generator import Generator
+    from animagine.generation._generator import Generator
 
     file = tmp_path / "animagine-xl-3.1.safetensors"
     file.symlink_to(tiny_model_paths.single_file)
@@ -294,7 +294,7 @@ def test_from_single_file_version_from_the_file_name(tiny_model_paths: Any, tmp_
 
 
 def test_from_single_file_errors(tmp_path: Path, tiny_model_paths: Any) -> None:
-    from animagine._generator import Generator, ModelLoadError, _bundled_config
+    from animagine.generation._generator import Generator, ModelLoadError, _bundled_config
 
     checkpoint = tmp_path / "model.ckpt"
     checkpoint.write_bytes(b"")
@@ -317,7 +317,7 @@ def test_from_single_file_errors(tmp_path: Path, tiny_model_paths: Any) -> None:
 def test_vae_plan() -> None:
     import torch
 
-    from animagine._generator import _vae_plan
+    from animagine.generation._generator import _vae_plan
 
     v3, v31, v4 = (get_version(name) for name in ("v3", "v3.1", "v4"))
     fix = "madebyollin/sdxl-vae-fp16-fix"
@@ -689,7 +689,7 @@ def test_samplers_with_extra_dependencies(
 def test_every_available_sampler_runs(gen: Any) -> None:
     import numpy as np
 
-    from animagine._generator import _SAMPLERS_BY_KEY, SAMPLERS
+    from animagine.generation._generator import _SAMPLERS_BY_KEY, SAMPLERS
 
     for name in SAMPLERS:
         requires = _SAMPLERS_BY_KEY[name.lower()].requires
@@ -780,7 +780,7 @@ def _has_cuda() -> bool:
 def test_float16_on_cuda_gives_finite_images(tiny_model_paths: Any) -> None:
     import warnings
 
-    from animagine._generator import Generator
+    from animagine.generation._generator import Generator
 
     loaded = Generator.from_pretrained(
         tiny_model_paths.folder, version="v4", dtype="float16", device="cuda"
@@ -805,7 +805,7 @@ def test_copy_of_folder_with_allow_pickle_still_loads(
     tiny_model_paths: Any, tmp_path: Path
 ) -> None:
     """allow_pickle only lifts the safetensors requirement; safetensors folders still load."""
-    from animagine._generator import Generator
+    from animagine.generation._generator import Generator
 
     folder = tmp_path / "copy"
     shutil.copytree(tiny_model_paths.folder, folder)
@@ -847,7 +847,7 @@ def test_hires_parameters_and_size_rounding(gen: Any) -> None:
 
 
 def test_every_hires_upscaler_runs(gen: Any) -> None:
-    from animagine._generator import HIRES_UPSCALERS
+    from animagine.generation._generator import HIRES_UPSCALERS
 
     images = {}
     for name in HIRES_UPSCALERS:
@@ -865,7 +865,7 @@ def test_hires_is_the_demos_procedure(gen: Any, tiny_pipeline: Any) -> None:
     import torch
     from diffusers import EulerAncestralDiscreteScheduler, StableDiffusionXLImg2ImgPipeline
 
-    from animagine._encoding import PromptEncoder
+    from animagine.generation._encoding import PromptEncoder
 
     result = gen("1girl", seed=5, hires=1.5, negative_prompt="", add_quality_tags=False, **SMALL)
     tags = Prompt.parse("1girl", version="v4").tags
@@ -921,7 +921,7 @@ def test_hires_shares_the_weights(gen: Any, tiny_pipeline: Any) -> None:
 
 
 def test_hires_img2img_follows_replaced_components(tmp_path: Path) -> None:
-    from animagine._generator import Generator
+    from animagine.generation._generator import Generator
     from animagine.testing import make_tiny_pipeline
 
     pipe = make_tiny_pipeline(seed=0)
@@ -995,7 +995,7 @@ def lora_file(tmp_path_factory: pytest.TempPathFactory, tiny_pipeline: Any) -> P
 
 @pytest.fixture(scope="module")
 def _lora_generator(_torch_setup: None) -> Any:
-    from animagine._generator import Generator
+    from animagine.generation._generator import Generator
     from animagine.testing import make_tiny_pipeline
 
     # Its own pipeline: LoRAs change the modules in place.

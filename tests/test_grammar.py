@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from animagine import BREAK, PromptSyntaxError, Tag
-from animagine._grammar import TERMINALS, _lark_parser, parse_tags
+from animagine.core._grammar import TERMINALS, _lark_parser, parse_tags
 
 
 def tags(text: str, *, use_grammar: bool = False) -> list[Tag]:

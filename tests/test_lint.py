@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from animagine import Diagnostic, TagDatabase, apply_fixes, lint
-from animagine._lint import CODES
+from animagine.core._lint import CODES
 
 
 def codes(text: str, version: str = "v4") -> list[str]:

@@ -20,8 +20,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from animagine._errors import AnimagineError
-from animagine._metadata import (
+from animagine.errors import AnimagineError
+from animagine.metadata._records import (
     GenerationParameters,
     HiresParameters,
     MetadataError,
@@ -1023,7 +1023,7 @@ def test_not_an_image(tmp_path: Path) -> None:
 
 def test_import_does_not_load_pillow() -> None:
     code = (
-        "import sys, animagine._metadata\n"
+        "import sys, animagine.metadata._records\n"
         "heavy = {'PIL', 'torch', 'diffusers', 'transformers'} & set(sys.modules)\n"
         "assert not heavy, heavy"
     )

@@ -13,9 +13,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from animagine import _tagdb
-from animagine._errors import AnimagineError, TagDatabaseError
-from animagine._tag import normalize_name
-from animagine._tagdb import TagDatabase
+from animagine.core._tag import normalize_name
+from animagine.core._tagdb import TagDatabase
+from animagine.errors import AnimagineError, TagDatabaseError
 
 DATA = Path(__file__).parent / "data"
 SAMPLE_CSV = DATA / "tags_sample.csv"

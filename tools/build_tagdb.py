@@ -17,7 +17,7 @@ Output format (format 1): a gzip'd UTF-8 text file. The first line is a tab-sepa
 
 followed by N character names and then M series names, one per line, each section sorted by
 code point and free of duplicates, and a final newline. Every name is already a lookup key
-(``animagine._tag.lookup_key``: underscores to spaces, lower case), which is also its canonical
+(``animagine.core._tag.lookup_key``: underscores to spaces, lower case), which is also its canonical
 spelling, since Danbooru names are lower case. A name that is both a character and a series is
 kept as a character only (the rule ``TagDatabase`` documents).
 """
@@ -37,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from animagine._tag import lookup_key, normalize_name  # noqa: E402 (needs the path above)
+from animagine.core._tag import lookup_key, normalize_name  # noqa: E402 (needs the path above)
 
 PACKAGE = "tipo-kgen"
 DEFAULT_VERSION = "0.3.1"

@@ -7,13 +7,13 @@ from typing import Any, Final
 
 import attrs
 
-from animagine._classify import Classified, classify, convert_special, rating_entry
-from animagine._errors import PromptOrderError
-from animagine._grammar import parse_tags
-from animagine._lint import order_violations
-from animagine._tag import BREAK_NAME, Tag
-from animagine._tagdb import TagDatabase
-from animagine._vocab import ModelVersion, get_version
+from animagine.core._classify import Classified, classify, convert_special, rating_entry
+from animagine.core._grammar import parse_tags
+from animagine.core._lint import order_violations
+from animagine.core._tag import BREAK_NAME, Tag
+from animagine.core._tagdb import TagDatabase
+from animagine.core._vocab import ModelVersion, get_version
+from animagine.errors import PromptOrderError
 
 __all__ = ["Prompt", "convert", "parse"]
 

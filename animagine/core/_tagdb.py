@@ -20,14 +20,14 @@ from itertools import chain, islice
 from pathlib import Path
 from typing import Final, Literal, final
 
-from animagine._errors import TagDatabaseError
-from animagine._tag import lookup_key, normalize_name
+from animagine.core._tag import lookup_key, normalize_name
+from animagine.errors import TagDatabaseError
 
 __all__ = ["TagDatabase"]
 
 Kind = Literal["character", "series"]
 
-_DATA_FILE: Final = Path(__file__).with_name("_data") / "tagdb.txt.gz"
+_DATA_FILE: Final = Path(__file__).parent.parent / "_data" / "tagdb.txt.gz"
 _MAGIC: Final = "animagine-tagdb"
 _FORMAT: Final = "1"
 # The a1111 tag-autocomplete CSV (and Danbooru's own API) number tag categories like this.

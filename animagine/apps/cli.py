@@ -26,10 +26,10 @@ from typing import IO, Any, Final, NoReturn
 
 import attrs
 
-from animagine._errors import AnimagineError, PromptSyntaxError, UnknownVersionError
-from animagine._lint import Diagnostic, apply_fixes, lint
 from animagine._version import __version__
-from animagine._vocab import ModelVersion, get_version
+from animagine.core._lint import Diagnostic, apply_fixes, lint
+from animagine.core._vocab import ModelVersion, get_version
+from animagine.errors import AnimagineError, PromptSyntaxError, UnknownVersionError
 
 __all__ = ["COMMANDS", "Command", "CommandError", "main"]
 
@@ -208,7 +208,7 @@ def _prompt_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_prompt(args: argparse.Namespace) -> int:
-    from animagine._prompt import Prompt  # noqa: PLC0415 (keeps `--help` fast)
+    from animagine.core._prompt import Prompt  # noqa: PLC0415 (keeps `--help` fast)
 
     version: ModelVersion = args.version
     text, label = _read_text(args.text)
@@ -335,7 +335,7 @@ def _fixed(text: str, version: ModelVersion) -> str:
 
 
 def _run_lint(args: argparse.Namespace) -> int:
-    from animagine._captions import write_atomic  # noqa: PLC0415 (keeps `--help` fast)
+    from animagine.apps.captions import write_atomic  # noqa: PLC0415 (keeps `--help` fast)
 
     version: ModelVersion = args.version
     sources = _lint_sources(args)
@@ -395,7 +395,7 @@ def _convert_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_convert(args: argparse.Namespace) -> int:
-    from animagine._prompt import Prompt  # noqa: PLC0415 (keeps `--help` fast)
+    from animagine.core._prompt import Prompt  # noqa: PLC0415 (keeps `--help` fast)
 
     text, label = _read_text(args.text)
     try:
@@ -421,7 +421,7 @@ def _info_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_info(args: argparse.Namespace) -> int:
-    from animagine._metadata import read_parameters  # noqa: PLC0415 (needs Pillow)
+    from animagine.metadata._records import read_parameters  # noqa: PLC0415 (needs Pillow)
 
     found: list[tuple[str, Any]] = []
     failed = False
@@ -478,7 +478,7 @@ def _captions_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_captions(args: argparse.Namespace) -> int:
-    from animagine._captions import find_captions, normalise_captions  # noqa: PLC0415
+    from animagine.apps.captions import find_captions, normalise_captions  # noqa: PLC0415
 
     try:
         files = find_captions(args.folders, recursive=args.recursive, extension=args.extension)
@@ -601,8 +601,8 @@ examples:
   animagine generate "1boy, night" --model cagliostrolab/animagine-xl-3.1 --cfg 6 \\
       --sampler "DPM++ 2M Karras" --hires 1.5 -o b.png
 """,
-        arguments="animagine._generate_cli:generate_arguments",
-        run="animagine._generate_cli:run_generate",
+        arguments="animagine.apps._generate_cli:generate_arguments",
+        run="animagine.apps._generate_cli:run_generate",
     ),
     Command(
         name="batch",
@@ -619,8 +619,8 @@ examples:
   animagine batch prompts.jsonl -o out/ --aspect portrait --strict
   accelerate launch --multi_gpu --num_processes 4 -m animagine batch prompts.txt -o out/
 """,
-        arguments="animagine._batch:add_batch_arguments",
-        run="animagine._batch:main_batch",
+        arguments="animagine.apps.batch:add_batch_arguments",
+        run="animagine.apps.batch:main_batch",
     ),
 )
 

@@ -13,7 +13,7 @@ What it adds to the pipeline:
   wants them (appended for 4.0 and 3.1, prepended for 3.0).
 * **Prompts as tags**: text is parsed for the generator's version (:meth:`animagine.Prompt.parse`,
   tags in the training order) and encoded offline with A1111's long-prompt and weighting semantics
-  (:class:`animagine._encoding.PromptEncoder`): no 77-token truncation, no community pipeline
+  (:class:`animagine.generation._encoding.PromptEncoder`): no 77-token truncation, no community pipeline
   download. The exact text sent is recorded.
 * **Reproducible seeds**: image ``i`` uses seed ``seed + i`` through its own CPU
   ``torch.Generator``, so a seed gives the same image on any device and in any batch position
@@ -57,18 +57,18 @@ from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
-from animagine._encoding import PromptEncoder, UnsupportedPipelineError
-from animagine._errors import (
+from animagine.core._grammar import parse_tags
+from animagine.core._prompt import Prompt
+from animagine.core._tag import Tag
+from animagine.core._vocab import ModelVersion, get_version
+from animagine.errors import (
     GenerationArgumentError,
     GenerationTypeError,
     ModelLoadError,
     UnknownVersionError,
 )
-from animagine._grammar import parse_tags
-from animagine._metadata import GenerationParameters, HiresParameters, write_png
-from animagine._prompt import Prompt
-from animagine._tag import Tag
-from animagine._vocab import ModelVersion, get_version
+from animagine.generation._encoding import PromptEncoder, UnsupportedPipelineError
+from animagine.metadata._records import GenerationParameters, HiresParameters, write_png
 
 if TYPE_CHECKING:
     import torch
@@ -1560,5 +1560,5 @@ def _load_fix_vae(hub_id: str, dtype: torch.dtype | None, options: Mapping[str, 
 
 def _bundled_config() -> Path | None:
     """The diffusers-format SDXL config in ``animagine/_data/sdxl``, if this build ships one."""
-    folder = Path(__file__).parent / "_data" / "sdxl"
+    folder = Path(__file__).parent.parent / "_data" / "sdxl"
     return folder if (folder / "model_index.json").is_file() else None

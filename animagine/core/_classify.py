@@ -12,12 +12,12 @@ import functools
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Final, Literal
 
-from animagine._tag import Tag
-from animagine._vocab import VERSIONS, ModelVersion, RatingTag, is_subject
+from animagine.core._tag import Tag
+from animagine.core._vocab import VERSIONS, ModelVersion, RatingTag, is_subject
 
 if TYPE_CHECKING:
-    from animagine._grammar import ParsedTag
-    from animagine._tagdb import TagDatabase
+    from animagine.core._grammar import ParsedTag
+    from animagine.core._tagdb import TagDatabase
 
 __all__ = ["Classified", "Slot", "classify", "convert_special"]
 

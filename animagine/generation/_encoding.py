@@ -49,8 +49,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
-from animagine._errors import EncodingError, UnsupportedPipelineError
-from animagine._tag import Tag
+from animagine.core._tag import Tag
+from animagine.errors import EncodingError, UnsupportedPipelineError
 
 if TYPE_CHECKING:
     import torch

@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from animagine._batch import add_model_arguments, model_loader
-from animagine._generator import png_names, refuse_existing
+from animagine.apps.batch import add_model_arguments, model_loader
+from animagine.generation._generator import png_names, refuse_existing
 
 __all__ = ["generate_arguments", "run_generate"]
 

@@ -10,12 +10,12 @@ from typing import Final, Literal
 
 import attrs
 
-from animagine._classify import Classified, Slot, classify, convert_special
-from animagine._errors import PromptSyntaxError
-from animagine._grammar import parse_tags
-from animagine._tag import Tag, escape_name, format_weight
-from animagine._tagdb import TagDatabase
-from animagine._vocab import ModelVersion, get_version
+from animagine.core._classify import Classified, Slot, classify, convert_special
+from animagine.core._grammar import parse_tags
+from animagine.core._tag import Tag, escape_name, format_weight
+from animagine.core._tagdb import TagDatabase
+from animagine.core._vocab import ModelVersion, get_version
+from animagine.errors import PromptSyntaxError
 
 __all__ = ["CODES", "Diagnostic", "apply_fixes", "lint"]
 

@@ -14,7 +14,7 @@ from typing import Final, Literal
 
 import attrs
 
-from animagine._errors import UnknownVersionError
+from animagine.errors import UnknownVersionError
 
 __all__ = [
     "RATING_LEVELS",

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
-from animagine._errors import MetadataError
+from animagine.errors import MetadataError
 
 if TYPE_CHECKING:
     from PIL.Image import Image

@@ -19,7 +19,7 @@ How it works:
 * **Deterministic outputs**: the item of input line ``n`` is written to ``{n:06d}.png`` (or
   ``{n:06d}-{k}.png``, ``k`` from 1, when it makes several images), and its seed is fixed before
   any work: the line's own, or one derived from a base seed and the line number.
-* **Atomic, never overwritten**: images go through :func:`animagine._metadata.write_png`
+* **Atomic, never overwritten**: images go through :func:`animagine.metadata._records.write_png`
   (temporary file, then a link into place); an existing image is kept unless ``overwrite``.
 * **Resume**: an item whose images all exist, open and hold our metadata is skipped, so
   rerunning the same command after a crash or Ctrl-C finishes the job.
@@ -53,14 +53,14 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 import attrs
 
-from animagine._errors import AnimagineError
+from animagine.errors import AnimagineError
 
 if TYPE_CHECKING:
     import torch
     from accelerate import PartialState
 
-    from animagine._generator import Generator
-    from animagine._metadata import GenerationParameters
+    from animagine.generation._generator import Generator
+    from animagine.metadata._records import GenerationParameters
 
 __all__ = [
     "BadLine",
@@ -510,7 +510,7 @@ def _valid_image(path: Path) -> GenerationParameters | None:
     """The parameters of a complete PNG with generation metadata at ``path``, else None."""
     from PIL import Image, UnidentifiedImageError
 
-    from animagine._metadata import MetadataError, read_parameters  # noqa: PLC0415
+    from animagine.metadata._records import MetadataError, read_parameters  # noqa: PLC0415
 
     try:
         with Image.open(path) as image:
@@ -651,7 +651,7 @@ def _call_options(options: Mapping[str, Any]) -> dict[str, Any]:
     call = dict(options)
     hires = call.get("hires")
     if isinstance(hires, Mapping):
-        from animagine._metadata import HiresParameters  # noqa: PLC0415
+        from animagine.metadata._records import HiresParameters  # noqa: PLC0415
 
         call["hires"] = HiresParameters(**hires)
     return call
@@ -738,7 +738,7 @@ def run_batch(
         BatchInputError: (strict) invalid item options; duplicate line numbers.
     """
     started = time.monotonic()
-    from animagine._generator import Generator  # noqa: PLC0415
+    from animagine.generation._generator import Generator  # noqa: PLC0415
 
     items = tuple(items)
     lines = [item.line for item in items]
@@ -898,7 +898,7 @@ def _generate(
     *,
     overwrite: bool,
 ) -> None:
-    from animagine._metadata import write_png  # noqa: PLC0415
+    from animagine.metadata._records import write_png  # noqa: PLC0415
 
     names = output_names(item)
     try:
@@ -1013,7 +1013,7 @@ def model_loader(args: argparse.Namespace) -> Callable[[torch.device], Generator
     """A function loading the model named by :func:`add_model_arguments`'s options."""
 
     def load(device: torch.device) -> Generator:
-        from animagine._generator import Generator  # noqa: PLC0415
+        from animagine.generation._generator import Generator  # noqa: PLC0415
 
         target = args.device if args.device is not None else device
         if str(args.model).lower().endswith(".safetensors"):
@@ -1124,9 +1124,9 @@ def _write_summary(path: Path | None, summary: BatchSummary, main: bool) -> None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m animagine._batch``: the ``batch`` command on its own."""
+    """``python -m animagine.apps.batch``: the ``batch`` command on its own."""
     parser = argparse.ArgumentParser(
-        prog="python -m animagine._batch",
+        prog="python -m animagine.apps.batch",
         description="Generate an image for each line of a prompt file (resumable).",
     )
     return main_batch(add_batch_arguments(parser).parse_args(argv))

@@ -20,8 +20,8 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final, NamedTuple
 
-from animagine._errors import PromptSyntaxError
-from animagine._tag import BREAK, Tag, normalize_name
+from animagine.core._tag import BREAK, Tag, normalize_name
+from animagine.errors import PromptSyntaxError
 
 if TYPE_CHECKING:
     import lark

@@ -28,9 +28,9 @@ from typing import Final, Literal
 
 import attrs
 
-from animagine._errors import PromptSyntaxError
-from animagine._prompt import Prompt
-from animagine._vocab import ModelVersion, get_version
+from animagine.core._prompt import Prompt
+from animagine.core._vocab import ModelVersion, get_version
+from animagine.errors import PromptSyntaxError
 
 __all__ = [
     "CaptionFailure",
