@@ -13,13 +13,17 @@ builtin it resembles, so ``except ValueError`` keeps working for callers who do 
     ├── GenerationTypeError (TypeError)    a generation option of the wrong type
     ├── ModelLoadError (ValueError)        a model that cannot be loaded as asked
     ├── EncodingError (ValueError)         prompt tags that cannot be encoded
-    └── UnsupportedPipelineError (TypeError)  a pipeline that is not SDXL-shaped
+    ├── UnsupportedPipelineError (TypeError)  a pipeline that is not SDXL-shaped
+    └── BatchInputError (ValueError)      a batch input file or lines that cannot be used
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 __all__ = [
     "AnimagineError",
+    "BatchInputError",
     "EncodingError",
     "GenerationArgumentError",
     "GenerationTypeError",
@@ -108,3 +112,16 @@ class EncodingError(AnimagineError, ValueError):
 
 class UnsupportedPipelineError(AnimagineError, TypeError):
     """A pipeline without SDXL's two tokenizers and two text encoders."""
+
+
+class BatchInputError(AnimagineError, ValueError):
+    """A batch input with bad lines, in strict mode; or an input file that cannot be read.
+
+    Attributes:
+        errors: The bad lines (:class:`animagine.apps.batch.BadLine`), in line order.
+    """
+
+    def __init__(self, message: str, errors: Sequence[object] = ()) -> None:
+        self.errors = tuple(errors)
+        details = "".join(f"\n  {error}" for error in self.errors)
+        super().__init__(message + details)

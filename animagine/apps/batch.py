@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 import attrs
 
-from animagine.errors import AnimagineError
+from animagine.errors import AnimagineError, BatchInputError
 
 if TYPE_CHECKING:
     import torch
@@ -108,19 +108,6 @@ _SHARD_PREFIX: Final = "manifest.rank"
 _DEFAULT_MODEL: Final = "cagliostrolab/animagine-xl-4.0"
 #: Exit status after Ctrl-C (128 + SIGINT), as shells report it.
 EXIT_INTERRUPTED: Final = 130
-
-
-class BatchInputError(AnimagineError, ValueError):
-    """A batch input with bad lines, in strict mode; or an input file that cannot be read.
-
-    Attributes:
-        errors: The bad lines, in line order.
-    """
-
-    def __init__(self, message: str, errors: Sequence[BadLine] = ()) -> None:
-        self.errors = tuple(errors)
-        details = "".join(f"\n  {error}" for error in self.errors)
-        super().__init__(message + details)
 
 
 class BatchInterrupted(KeyboardInterrupt):

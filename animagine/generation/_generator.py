@@ -13,7 +13,7 @@ What it adds to the pipeline:
   wants them (appended for 4.0 and 3.1, prepended for 3.0).
 * **Prompts as tags**: text is parsed for the generator's version (:meth:`animagine.Prompt.parse`,
   tags in the training order) and encoded offline with A1111's long-prompt and weighting semantics
-  (:class:`animagine.generation._encoding.PromptEncoder`): no 77-token truncation, no community pipeline
+  (:class:`animagine.PromptEncoder`): no 77-token truncation, no community pipeline
   download. The exact text sent is recorded.
 * **Reproducible seeds**: image ``i`` uses seed ``seed + i`` through its own CPU
   ``torch.Generator``, so a seed gives the same image on any device and in any batch position
