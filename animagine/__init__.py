@@ -9,17 +9,29 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from animagine._version import __version__
-from animagine.core._lint import Diagnostic, apply_fixes, lint
-from animagine.core._prompt import Prompt, convert, parse
-from animagine.core._tag import BREAK, Tag
-from animagine.core._tagdb import TagDatabase
-from animagine.core._vocab import VERSIONS, GenerationDefaults, ModelVersion, get_version
+from animagine.core import (
+    BREAK,
+    VERSIONS,
+    Diagnostic,
+    GenerationDefaults,
+    ModelVersion,
+    Prompt,
+    Tag,
+    TagDatabase,
+    apply_fixes,
+    convert,
+    get_version,
+    lint,
+    parse,
+)
 from animagine.errors import (
     AnimagineError,
+    BatchInputError,
     EncodingError,
     GenerationArgumentError,
     GenerationTypeError,
     MetadataError,
+    MissingDependencyError,
     ModelLoadError,
     PromptOrderError,
     PromptSyntaxError,
@@ -28,27 +40,38 @@ from animagine.errors import (
     UnsupportedPipelineError,
 )
 
-if TYPE_CHECKING:  # the generation stack is imported lazily, see __getattr__
-    from animagine.generation._generator import GenerationResult, Generator
-    from animagine.metadata._records import GenerationParameters, HiresParameters, read_parameters
+if TYPE_CHECKING:  # the generation and metadata layers are imported lazily, see __getattr__
+    from animagine.generation import (
+        GenerationOptions,
+        GenerationPlan,
+        GenerationResult,
+        Generator,
+        PromptEncoder,
+    )
+    from animagine.metadata import GenerationParameters, HiresParameters, read_parameters
 
 __all__ = [
     "BREAK",
     "VERSIONS",
     "AnimagineError",
+    "BatchInputError",
     "Diagnostic",
     "EncodingError",
     "GenerationArgumentError",
     "GenerationDefaults",
+    "GenerationOptions",
     "GenerationParameters",
+    "GenerationPlan",
     "GenerationResult",
     "GenerationTypeError",
     "Generator",
     "HiresParameters",
     "MetadataError",
+    "MissingDependencyError",
     "ModelLoadError",
     "ModelVersion",
     "Prompt",
+    "PromptEncoder",
     "PromptOrderError",
     "PromptSyntaxError",
     "Tag",
@@ -66,11 +89,14 @@ __all__ = [
 ]
 
 _LAZY = {
-    "Generator": "animagine.generation._generator",
-    "GenerationResult": "animagine.generation._generator",
-    "GenerationParameters": "animagine.metadata._records",
-    "HiresParameters": "animagine.metadata._records",
-    "read_parameters": "animagine.metadata._records",
+    "Generator": "animagine.generation",
+    "GenerationOptions": "animagine.generation",
+    "GenerationPlan": "animagine.generation",
+    "GenerationResult": "animagine.generation",
+    "PromptEncoder": "animagine.generation",
+    "GenerationParameters": "animagine.metadata",
+    "HiresParameters": "animagine.metadata",
+    "read_parameters": "animagine.metadata",
 }
 
 
@@ -92,8 +118,9 @@ def __dir__() -> list[str]:
 
 
 for _name in (
-    "AnimagineError", "Diagnostic", "EncodingError", "GenerationArgumentError",
-    "GenerationDefaults", "GenerationTypeError", "MetadataError", "ModelLoadError",
+    "AnimagineError", "BatchInputError", "Diagnostic", "EncodingError", "GenerationArgumentError",
+    "GenerationDefaults", "GenerationTypeError", "MetadataError", "MissingDependencyError",
+    "ModelLoadError",
     "ModelVersion", "Prompt", "PromptOrderError", "PromptSyntaxError", "Tag", "TagDatabase",
     "TagDatabaseError", "UnknownVersionError", "UnsupportedPipelineError", "apply_fixes",
     "convert", "get_version", "lint", "parse",

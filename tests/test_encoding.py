@@ -13,17 +13,11 @@ from typing import Any
 
 import pytest
 
-from animagine.core._prompt import Prompt
-from animagine.core._tag import BREAK, Tag
+from animagine.core import Prompt
+from animagine.core import BREAK, Tag
 from animagine.errors import AnimagineError
-from animagine.generation._encoding import (
-    CHUNK_LENGTH,
-    EncodingError,
-    PromptEncoder,
-    UnsupportedPipelineError,
-    _fragments,
-    chunk_tokens,
-)
+from animagine.errors import EncodingError, UnsupportedPipelineError
+from animagine.generation import CHUNK_LENGTH, PromptEncoder, chunk_tokens, prompt_fragments
 
 pytestmark = [
     # diffusers' schedulers call np.array(tensor, copy=False) on torch tensors (set_timesteps,
@@ -86,7 +80,7 @@ def count_forwards(tiny_pipeline: Any) -> Iterator[list[str]]:
 
 
 def test_fragments_weight_runs() -> None:
-    assert _fragments(tags_of("a", ("b", 1.2), "c")) == [
+    assert prompt_fragments(tags_of("a", ("b", 1.2), "c")) == [
         ("a, ", 1.0),
         ("b", 1.2),
         (", c", 1.0),
@@ -98,7 +92,7 @@ def test_fragments_follow_the_rendered_prompt() -> None:
     assert str(Prompt(general=tags_of(("a", 1.2), ("b", 1.2), "c", ("d", 0.8)))) == (
         "(a:1.2), (b:1.2), c, (d:0.8)"
     )
-    assert _fragments(tags_of(("a", 1.2), ("b", 1.2), "c", ("d", 0.8))) == [
+    assert prompt_fragments(tags_of(("a", 1.2), ("b", 1.2), "c", ("d", 0.8))) == [
         ("a", 1.2),
         (", ", 1.0),
         ("b", 1.2),
@@ -109,15 +103,15 @@ def test_fragments_follow_the_rendered_prompt() -> None:
 
 def test_fragments_unescaped_names() -> None:
     tag = Tag("hoshimachi suisei (1st costume)", 1.1)
-    assert _fragments([tag]) == [("hoshimachi suisei (1st costume)", 1.1)]
+    assert prompt_fragments([tag]) == [("hoshimachi suisei (1st costume)", 1.1)]
 
 
 def test_fragments_break_like_a1111() -> None:
     # Rendered "a BREAK b": A1111 drops the whitespace around BREAK.
     assert str(Prompt(general=tags_of("a", BREAK, "b"))) == "a BREAK b"
-    assert _fragments(tags_of("a", BREAK, "b")) == [("a", 1.0), None, ("b", 1.0)]
-    assert _fragments(tags_of(("a", 1.2), BREAK, ("b", 1.2))) == [("a", 1.2), None, ("b", 1.2)]
-    assert _fragments([]) == []
+    assert prompt_fragments(tags_of("a", BREAK, "b")) == [("a", 1.0), None, ("b", 1.0)]
+    assert prompt_fragments(tags_of(("a", 1.2), BREAK, ("b", 1.2))) == [("a", 1.2), None, ("b", 1.2)]
+    assert prompt_fragments([]) == []
 
 
 # --- chunks ---------------------------------------------------------------------------------------
@@ -568,13 +562,27 @@ def test_bad_cache_size(size: Any) -> None:
     ("kwargs", "match"),
     [
         ({"num_images": 0}, "num_images must be an int >= 1, got 0"),
-        ({"clip_skip": -1}, "clip_skip must be None or an int >= 0"),
-        ({"clip_skip": 5}, "clip_skip=5 skips too many layers: the text encoders have 5"),
+        ({"clip_skip": -1}, "clip_skip must be between 0 and 4, got -1"),
+        ({"clip_skip": 5}, "clip_skip must be between 0 and 4, got 5"),
     ],
 )
 def test_bad_arguments(encoder: PromptEncoder, kwargs: dict[str, Any], match: str) -> None:
-    with pytest.raises(EncodingError, match=match):
+    with pytest.raises(ValueError, match=match) as info:
         encoder.encode(PROMPT, [], **kwargs)
+    assert isinstance(info.value, AnimagineError)
+
+
+@generate
+def test_clip_skip_is_one_error_class_by_every_entry_point(encoder: PromptEncoder) -> None:
+    """The encoder and the generator refuse a too deep clip_skip with the same class."""
+    from animagine.errors import GenerationArgumentError
+    from animagine.generation import Generator
+
+    generator = Generator(encoder.pipeline, version="v4")
+    with pytest.raises(GenerationArgumentError, match="clip_skip must be between 0 and 4"):
+        encoder.encode(PROMPT, [], clip_skip=5)
+    with pytest.raises(GenerationArgumentError, match="clip_skip must be between 0 and 4"):
+        generator.check("1girl", clip_skip=5)
 
 
 def test_chunk_length() -> None:

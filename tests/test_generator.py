@@ -21,8 +21,8 @@ import pytest
 
 import animagine
 from animagine import AnimagineError, Prompt, PromptSyntaxError, UnknownVersionError, get_version
-from animagine.generation._generator import ModelLoadError
-from animagine.metadata._records import HiresParameters
+from animagine.errors import ModelLoadError
+from animagine.metadata import HiresParameters
 
 pytestmark = [
     pytest.mark.generate,
@@ -37,6 +37,8 @@ pytestmark = [
 ]
 
 SMALL: dict[str, Any] = {"width": 64, "height": 64, "steps": 2, "progress": False}
+#: SMALL's options without the run switch: what Generator.check takes.
+OPTIONS: dict[str, Any] = {"width": 64, "height": 64, "steps": 2}
 
 
 def pixels(image: Any) -> Any:
@@ -47,14 +49,14 @@ def pixels(image: Any) -> Any:
 
 @pytest.fixture(scope="module")
 def gen(tiny_pipeline: Any) -> Any:
-    from animagine.generation._generator import Generator
+    from animagine.generation import Generator
 
     return Generator(tiny_pipeline, version="v4")
 
 
 @pytest.fixture(scope="module")
 def gen_v3(tiny_pipeline: Any) -> Any:
-    from animagine.generation._generator import Generator
+    from animagine.generation import Generator
 
     return Generator(tiny_pipeline, version="v3")
 
@@ -94,7 +96,7 @@ def spy(monkeypatch: pytest.MonkeyPatch) -> Spy:
 @pytest.fixture
 def no_model_work(monkeypatch: pytest.MonkeyPatch, spy: Spy) -> Iterator[Spy]:
     """Fails the test if the prompt encoder runs; yields the pipeline spy."""
-    from animagine.generation._encoding import PromptEncoder
+    from animagine.generation import PromptEncoder
 
     def encode(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("the prompt was encoded before validation finished")
@@ -110,7 +112,7 @@ def no_model_work(monkeypatch: pytest.MonkeyPatch, spy: Spy) -> Iterator[Spy]:
 def test_importing_the_generator_module_stays_light() -> None:
     """The module (and its error classes) import without torch; loading imports it on use."""
     code = (
-        "import sys, animagine.generation._generator as g; "
+        "import sys, animagine.generation as g; "
         "print(sorted(m for m in ('torch', 'diffusers', 'transformers', 'PIL', 'numpy') "
         "if m in sys.modules))"
     )
@@ -121,10 +123,12 @@ def test_importing_the_generator_module_stays_light() -> None:
 
 
 def test_generator_resolves_lazily() -> None:
-    from animagine import _generator
+    import animagine.generation
 
-    assert animagine.Generator is _generator.Generator
-    assert animagine.GenerationResult is _generator.GenerationResult
+    assert animagine.Generator is animagine.generation.Generator
+    assert animagine.GenerationResult is animagine.generation.GenerationResult
+    assert animagine.GenerationOptions is animagine.generation.GenerationOptions
+    assert animagine.PromptEncoder is animagine.generation.PromptEncoder
     assert animagine.Generator.__module__ == "animagine"
 
 
@@ -144,8 +148,8 @@ def test_wrap_a_pipeline(gen: Any, tiny_pipeline: Any) -> None:
 
 @pytest.mark.parametrize("missing", ["text_encoder_2", "tokenizer_2", "unet"])
 def test_wrap_rejects_non_sdxl(tiny_pipeline: Any, missing: str) -> None:
-    from animagine.generation._encoding import UnsupportedPipelineError
-    from animagine.generation._generator import Generator
+    from animagine.errors import UnsupportedPipelineError
+    from animagine.generation import Generator
 
     parts = {name: getattr(tiny_pipeline, name) for name in tiny_pipeline.components}
     parts[missing] = None
@@ -156,7 +160,7 @@ def test_wrap_rejects_non_sdxl(tiny_pipeline: Any, missing: str) -> None:
 
 
 def test_wrap_unknown_version(tiny_pipeline: Any) -> None:
-    from animagine.generation._generator import Generator
+    from animagine.generation import Generator
 
     with pytest.raises(UnknownVersionError):
         Generator(tiny_pipeline, version="v9")
@@ -165,7 +169,7 @@ def test_wrap_unknown_version(tiny_pipeline: Any) -> None:
 def test_from_pretrained_needs_a_version_for_a_folder_named_otherwise(
     tiny_model_paths: Any,
 ) -> None:
-    from animagine.generation._generator import Generator
+    from animagine.generation import Generator
 
     with pytest.raises(UnknownVersionError, match="version="):
         Generator.from_pretrained(tiny_model_paths.folder)
@@ -174,7 +178,7 @@ def test_from_pretrained_needs_a_version_for_a_folder_named_otherwise(
 def test_from_pretrained_folder(tiny_model_paths: Any, gen: Any) -> None:
     from diffusers import EulerAncestralDiscreteScheduler
 
-    from animagine.generation._generator import Generator
+    from animagine.generation import Generator
 
     loaded = Generator.from_pretrained(tiny_model_paths.folder, version="v4")
     assert loaded.model == "tiny-sdxl"
@@ -189,7 +193,7 @@ def test_from_pretrained_folder(tiny_model_paths: Any, gen: Any) -> None:
 def test_from_pretrained_infers_the_version_from_the_folder_name(
     tiny_model_paths: Any, tmp_path: Path
 ) -> None:
-    from animagine.generation._generator import Generator
+    from animagine.generation import Generator
 
     folder = tmp_path / "animagine-xl-3.1"
     folder.symlink_to(tiny_model_paths.folder, target_is_directory=True)
@@ -206,7 +210,7 @@ def test_from_pretrained_options(monkeypatch: pytest.MonkeyPatch, tiny_model_pat
     import torch
     from diffusers import StableDiffusionXLPipeline
 
-    from animagine.generation._generator import Generator, _dtype_keyword
+    from animagine.generation import Generator
     from animagine.testing import make_tiny_pipeline
 
     seen: dict[str, Any] = {}
@@ -220,14 +224,13 @@ def test_from_pretrained_options(monkeypatch: pytest.MonkeyPatch, tiny_model_pat
     assert seen["use_safetensors"] is True
     assert seen["add_watermarker"] is False
     assert seen["variant"] == "x"
-    assert seen[_dtype_keyword()] is torch.bfloat16
-    assert _dtype_keyword() == "dtype"  # diffusers 0.42 here
+    assert seen["dtype"] is torch.bfloat16  # diffusers >= 0.40 names it dtype
 
 
 def test_from_pretrained_dtype_for_real(tiny_model_paths: Any) -> None:
     import torch
 
-    from animagine.generation._generator import Generator
+    from animagine.generation import Generator
 
     loaded = Generator.from_pretrained(tiny_model_paths.folder, version="v4", dtype=torch.bfloat16)
     assert loaded.dtype == torch.bfloat16
@@ -238,7 +241,7 @@ def test_from_pretrained_dtype_for_real(tiny_model_paths: Any) -> None:
     [("int8", ValueError), ("float64", ValueError), (16, TypeError)],
 )
 def test_from_pretrained_bad_dtype(tiny_model_paths: Any, dtype: Any, error: type) -> None:
-    from animagine.generation._generator import Generator
+    from animagine.generation import Generator
 
     with pytest.raises(error, match="dtype") as info:
         Generator.from_pretrained(tiny_model_paths.folder, version="v4", dtype=dtype)
@@ -246,7 +249,8 @@ def test_from_pretrained_bad_dtype(tiny_model_paths: Any, dtype: Any, error: typ
 
 
 def test_from_pretrained_refuses_pickle_weights(tmp_path: Path) -> None:
-    from animagine.generation._generator import Generator, ModelLoadError
+    from animagine.generation import Generator
+    from animagine.errors import ModelLoadError
 
     folder = tmp_path / "animagine-xl-4.0"
     (folder / "unet").mkdir(parents=True)
@@ -259,11 +263,12 @@ def test_from_pretrained_refuses_pickle_weights(tmp_path: Path) -> None:
 
 
 def test_from_pretrained_bad_paths(tmp_path: Path, tiny_model_paths: Any) -> None:
-    from animagine.generation._generator import Generator, ModelLoadError
+    from animagine.generation import Generator
+    from animagine.errors import ModelLoadError
 
     with pytest.raises(ModelLoadError, match="from_single_file"):
         Generator.from_pretrained(tiny_model_paths.single_file, version="v4")
-    with pytest.raises(ModelLoadError, match="no such model folder"):
+    with pytest.raises(ModelLoadError, match="no such folder or file"):
         Generator.from_pretrained(tmp_path / "missing" / "animagine-xl-4.0")
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelLoadError, match=r"model_index\.json"):
@@ -271,7 +276,7 @@ def test_from_pretrained_bad_paths(tmp_path: Path, tiny_model_paths: Any) -> Non
 
 
 def test_from_single_file(tiny_model_paths: Any, gen: Any) -> None:
-    from animagine.generation._generator import Generator
+    from animagine.generation import Generator
 
     loaded = Generator.from_single_file(
         tiny_model_paths.single_file, version="v4", config=tiny_model_paths.folder
@@ -282,7 +287,7 @@ def test_from_single_file(tiny_model_paths: Any, gen: Any) -> None:
 
 
 def test_from_single_file_version_from_the_file_name(tiny_model_paths: Any, tmp_path: Path) -> None:
-    from animagine.generation._generator import Generator
+    from animagine.generation import Generator
 
     file = tmp_path / "animagine-xl-3.1.safetensors"
     file.symlink_to(tiny_model_paths.single_file)
@@ -294,7 +299,7 @@ def test_from_single_file_version_from_the_file_name(tiny_model_paths: Any, tmp_
 
 
 def test_from_single_file_errors(tmp_path: Path, tiny_model_paths: Any) -> None:
-    from animagine.generation._generator import Generator, ModelLoadError, _bundled_config
+    from animagine.generation import Generator
 
     checkpoint = tmp_path / "model.ckpt"
     checkpoint.write_bytes(b"")
@@ -306,28 +311,9 @@ def test_from_single_file_errors(tmp_path: Path, tiny_model_paths: Any) -> None:
         Generator.from_single_file(tmp_path / "missing.safetensors", version="v4")
     with pytest.raises(ModelLoadError, match=r"model_index\.json"):
         Generator.from_single_file(tiny_model_paths.single_file, version="v4", config=tmp_path)
-    if _bundled_config() is None:
-        with pytest.raises(ModelLoadError, match="config="):
-            Generator.from_single_file(tiny_model_paths.single_file, version="v4")
 
 
 # --- float16 VAE safety --------------------------------------------------------------------------
-
-
-def test_vae_plan() -> None:
-    import torch
-
-    from animagine.generation._generator import _vae_plan
-
-    v3, v31, v4 = (get_version(name) for name in ("v3", "v3.1", "v4"))
-    fix = "madebyollin/sdxl-vae-fp16-fix"
-    assert _vae_plan(torch.float16, v3, False, None) == (fix, False)
-    assert _vae_plan(torch.float16, v31, False, None) == (fix, False)
-    assert _vae_plan(torch.float16, v4, False, None) == (None, True)  # bundled: decode in fp32
-    assert _vae_plan(torch.float16, v3, True, None) == (None, True)  # vae=None: keep bundled
-    assert _vae_plan(torch.float16, v3, True, object()) == (None, False)  # the user's VAE
-    for dtype in (None, torch.float32, torch.bfloat16):
-        assert _vae_plan(dtype, v3, False, None) == (None, False)
 
 
 def test_float16_loading_gets_a_safe_vae(
@@ -336,11 +322,18 @@ def test_float16_loading_gets_a_safe_vae(
     import torch
     from diffusers import StableDiffusionXLPipeline
 
-    from animagine import _generator
+    from diffusers import AutoencoderKL
+
+    from animagine.generation import Generator
     from animagine.testing import make_tiny_pipeline
 
     seen: dict[str, Any] = {}
     fix_vae = object()
+    fetched: list[str] = []
+
+    def fetch_vae(hub_id: str, **kwargs: Any) -> Any:
+        fetched.append(hub_id)
+        return fix_vae
 
     def fake(model: Any, **kwargs: Any) -> Any:
         seen.clear()
@@ -350,19 +343,24 @@ def test_float16_loading_gets_a_safe_vae(
         return pipe
 
     monkeypatch.setattr(StableDiffusionXLPipeline, "from_pretrained", fake)
-    monkeypatch.setattr(_generator, "_load_fix_vae", lambda hub_id, dtype, options: fix_vae)
-    v3 = _generator.Generator.from_pretrained(tiny_model_paths.folder, version="v3", dtype="fp16")
+    monkeypatch.setattr(AutoencoderKL, "from_pretrained", fetch_vae)
+    v3 = Generator.from_pretrained(tiny_model_paths.folder, version="v3", dtype="fp16")
     assert seen["vae"] is fix_vae
+    assert fetched == ["madebyollin/sdxl-vae-fp16-fix"]
     assert seen["dtype"] is torch.float16
     assert v3.pipeline.vae.config.force_upcast is False
-    v4 = _generator.Generator.from_pretrained(tiny_model_paths.folder, version="v4", dtype="fp16")
+    v4 = Generator.from_pretrained(tiny_model_paths.folder, version="v4", dtype="fp16")
     assert "vae" not in seen
     assert v4.pipeline.vae.config.force_upcast is True
-    kept = _generator.Generator.from_pretrained(
+    kept = Generator.from_pretrained(
         tiny_model_paths.folder, version="v3", dtype="fp16", vae=None
     )
     assert "vae" not in seen  # vae=None keeps the bundled VAE, not "no VAE"
     assert kept.pipeline.vae.config.force_upcast is True
+    for dtype in ("float32", "bfloat16"):
+        Generator.from_pretrained(tiny_model_paths.folder, version="v3", dtype=dtype)
+        assert "vae" not in seen  # only float16 overflows
+    assert len(fetched) == 1
 
 
 def test_nan_images_warn_and_come_back_black(gen: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -585,12 +583,14 @@ BAD_CALLS: list[tuple[dict[str, Any], type[Exception], str]] = [
     ({"aspect": "square", "height": 832}, ValueError, "conflicts"),
     ({"callback_on_step_end": 3}, TypeError, "callback_on_step_end must be callable"),
     ({"progress": "yes"}, TypeError, "progress must be a bool"),
-    ({"hires": 0.5}, ValueError, r"hires \(the scale\) must be between 1 and 4, got 0.5"),
+    ({"hires": 0.5}, ValueError, r"hires\.scale must be between 1 and 4, got 0.5"),
     ({"hires": 4.5}, ValueError, "must be between 1 and 4"),
     ({"hires": math.nan}, ValueError, "hires"),
-    ({"hires": True}, TypeError, "hires .*must be a number"),
+    ({"hires": True}, TypeError, "hires must be a HiresParameters, a number"),
     ({"hires": "1.5"}, TypeError, "hires must be a HiresParameters, a number"),
-    ({"hires": {"scale": 1.5}}, TypeError, "hires must be a HiresParameters"),
+    ({"hires": {"scale": 1.5, "denoise": 0.3}}, ValueError, "unknown hires key.*'denoise'"),
+    ({"hires": {"strength": 0.3}}, ValueError, "hires needs a 'scale'"),
+    ({"stpes": 20}, TypeError, "unknown option 'stpes'; did you mean 'steps'"),
     (
         {"hires": HiresParameters(scale=5, strength=0.5, upscaler="Latent")},
         ValueError,
@@ -689,12 +689,9 @@ def test_samplers_with_extra_dependencies(
 def test_every_available_sampler_runs(gen: Any) -> None:
     import numpy as np
 
-    from animagine.generation._generator import _SAMPLERS_BY_KEY, SAMPLERS
+    from animagine.generation import SAMPLERS
 
     for name in SAMPLERS:
-        requires = _SAMPLERS_BY_KEY[name.lower()].requires
-        if requires is not None and importlib.util.find_spec(requires) is None:
-            continue
         image = pixels(gen("1girl", sampler=name, seed=1, **SMALL).image)
         assert image.shape == (64, 64, 3), name
         assert np.ptp(image) > 0, name
@@ -780,7 +777,7 @@ def _has_cuda() -> bool:
 def test_float16_on_cuda_gives_finite_images(tiny_model_paths: Any) -> None:
     import warnings
 
-    from animagine.generation._generator import Generator
+    from animagine.generation import Generator
 
     loaded = Generator.from_pretrained(
         tiny_model_paths.folder, version="v4", dtype="float16", device="cuda"
@@ -805,7 +802,7 @@ def test_copy_of_folder_with_allow_pickle_still_loads(
     tiny_model_paths: Any, tmp_path: Path
 ) -> None:
     """allow_pickle only lifts the safetensors requirement; safetensors folders still load."""
-    from animagine.generation._generator import Generator
+    from animagine.generation import Generator
 
     folder = tmp_path / "copy"
     shutil.copytree(tiny_model_paths.folder, folder)
@@ -846,8 +843,21 @@ def test_hires_parameters_and_size_rounding(gen: Any) -> None:
     )
 
 
+def test_hires_partial_object_takes_the_demos_defaults(gen: Any) -> None:
+    """A JSONL-style ``{"scale": 1.5}`` is ``hires=1.5``: the demo's strength and upscaler."""
+    plan = gen.check("1girl", seed=1, hires={"scale": 1.5}, **OPTIONS)
+    assert plan.hires == HiresParameters(
+        scale=1.5, strength=0.55, upscaler="Latent (nearest-exact)", steps=None
+    )
+    assert plan.hires == gen.check("1girl", seed=1, hires=1.5, **OPTIONS).hires
+    assert plan.hires_size == (96, 96)
+    steps = gen.check("1girl", seed=1, hires={"scale": 2, "steps": 4}, **OPTIONS)
+    assert steps.hires_steps == 4
+    assert steps.hires is not None and steps.hires.strength == 0.55
+
+
 def test_every_hires_upscaler_runs(gen: Any) -> None:
-    from animagine.generation._generator import HIRES_UPSCALERS
+    from animagine.generation import HIRES_UPSCALERS
 
     images = {}
     for name in HIRES_UPSCALERS:
@@ -865,7 +875,7 @@ def test_hires_is_the_demos_procedure(gen: Any, tiny_pipeline: Any) -> None:
     import torch
     from diffusers import EulerAncestralDiscreteScheduler, StableDiffusionXLImg2ImgPipeline
 
-    from animagine.generation._encoding import PromptEncoder
+    from animagine.generation import PromptEncoder
 
     result = gen("1girl", seed=5, hires=1.5, negative_prompt="", add_quality_tags=False, **SMALL)
     tags = Prompt.parse("1girl", version="v4").tags
@@ -908,7 +918,7 @@ def test_hires_is_the_demos_procedure(gen: Any, tiny_pipeline: Any) -> None:
 
 def test_hires_shares_the_weights(gen: Any, tiny_pipeline: Any) -> None:
     gen("1girl", seed=1, hires=1.5, **SMALL)
-    img2img = gen._img2img_pipeline()
+    img2img = gen.img2img_pipeline
     for name in ("unet", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2"):
         assert getattr(img2img, name) is getattr(tiny_pipeline, name), name
     ours = {id(p) for p in tiny_pipeline.unet.parameters()}
@@ -916,19 +926,19 @@ def test_hires_shares_the_weights(gen: Any, tiny_pipeline: Any) -> None:
     assert img2img.unet.conv_in.weight.data_ptr() == tiny_pipeline.unet.conv_in.weight.data_ptr()
     before = gen.pipeline.scheduler
     gen("1girl", seed=1, hires=1.5, **SMALL)
-    assert gen._img2img_pipeline() is img2img  # built once
+    assert gen.img2img_pipeline is img2img  # built once
     assert gen.pipeline.scheduler is before
 
 
 def test_hires_img2img_follows_replaced_components(tmp_path: Path) -> None:
-    from animagine.generation._generator import Generator
+    from animagine.generation import Generator
     from animagine.testing import make_tiny_pipeline
 
     pipe = make_tiny_pipeline(seed=0)
     local = Generator(pipe, version="v4")
-    first = local._img2img_pipeline()
+    first = local.img2img_pipeline
     pipe.vae = make_tiny_pipeline(seed=1).vae
-    second = local._img2img_pipeline()
+    second = local.img2img_pipeline
     assert second is not first
     assert second.vae is pipe.vae
 
@@ -995,7 +1005,7 @@ def lora_file(tmp_path_factory: pytest.TempPathFactory, tiny_pipeline: Any) -> P
 
 @pytest.fixture(scope="module")
 def _lora_generator(_torch_setup: None) -> Any:
-    from animagine.generation._generator import Generator
+    from animagine.generation import Generator
     from animagine.testing import make_tiny_pipeline
 
     # Its own pipeline: LoRAs change the modules in place.
@@ -1179,16 +1189,7 @@ def test_lora_file_errors(lora_gen: Any, lora_file: Path, tmp_path: Path) -> Non
 def test_load_lora_without_peft_says_what_to_install(
     lora_gen: Any, lora_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from animagine import _generator
-
-    real = _generator._import
-
-    def without_peft(name: str) -> Any:
-        if name == "peft":
-            raise ImportError("animagine.Generator needs the generate extra (peft is missing)")
-        return real(name)
-
-    monkeypatch.setattr(_generator, "_import", without_peft)
+    monkeypatch.setitem(sys.modules, "peft", None)  # import peft raises ImportError
     with pytest.raises(ImportError, match="peft"):
         lora_gen.load_lora(lora_file)
     assert lora_gen.loras == {}

@@ -304,10 +304,10 @@ def test_from_single_file_uses_the_bundled_folder_offline(tmp_path: Path) -> Non
     The tiny model's networks are passed in (the checkpoint file is the tiny one, so its shapes
     do not fit SDXL's real configs); what this proves is the folder's resolution and loading.
     """
-    from animagine.generation._generator import Generator, _bundled_config
+    from animagine.generation import Generator, bundled_config
     from animagine.testing import make_tiny_pipeline, save_tiny_model
 
-    assert _bundled_config() == FOLDER
+    assert bundled_config() == FOLDER
     paths = save_tiny_model(tmp_path)
     assert paths.single_file is not None
     file = tmp_path / "animagine-xl-4.0.safetensors"
@@ -344,7 +344,7 @@ def test_real_size_text_encoders_and_vae_load_from_a_single_file(tmp_path: Path)
     from safetensors.torch import save_file
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
-    from animagine.generation._generator import Generator
+    from animagine.generation import Generator
     from animagine.testing import make_tiny_pipeline, to_original_sdxl
 
     def build(make: Any) -> Any:

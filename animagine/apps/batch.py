@@ -41,7 +41,6 @@ import errno
 import hashlib
 import io
 import json
-import math
 import os
 import signal
 import sys
@@ -53,14 +52,36 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 import attrs
 
-from animagine.errors import AnimagineError, BatchInputError
+from animagine.apps._generation_cli import (
+    add_generation_arguments,
+    add_model_arguments,
+    batch_defaults,
+    check_model_arguments,
+    describe,
+    model_loader,
+    model_version,
+)
+from animagine.errors import (
+    AnimagineError,
+    BatchInputError,
+    GenerationArgumentError,
+    GenerationTypeError,
+    MetadataError,
+)
+from animagine.generation import (
+    GenerationOptions,
+    Generator,
+    check_names,
+    option_spec,
+    plan_generation,
+)
+from animagine.limits import MAX_SEED
+from animagine.metadata import GenerationParameters, read_parameters, write_png
 
 if TYPE_CHECKING:
     import torch
     from accelerate import PartialState
 
-    from animagine.generation._generator import Generator
-    from animagine.metadata._records import GenerationParameters
 
 __all__ = [
     "BadLine",
@@ -77,35 +98,11 @@ __all__ = [
     "run_batch",
 ]
 
-#: The :meth:`Generator.__call__` options a line may set, and the type each one takes.
-OPTION_TYPES: Final[Mapping[str, type]] = types.MappingProxyType(
-    {
-        "prompt": str,
-        "negative_prompt": str,
-        "width": int,
-        "height": int,
-        "aspect": str,
-        "steps": int,
-        "guidance_scale": float,
-        "sampler": str,
-        "seed": int,
-        "num_images": int,
-        "add_quality_tags": bool,
-        "clip_skip": int,
-        # a number (the upscale factor), or in JSON an object of HiresParameters' fields
-        "hires": float,
-    }
-)
-_HIRES_KEYS: Final = frozenset({"scale", "strength", "upscaler", "steps"})
 _SIZE_OPTIONS: Final = frozenset({"width", "height", "aspect"})
 _FORMATS: Final = ("txt", "jsonl", "csv")
 _SUFFIX_FORMATS: Final = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
-_TRUE: Final = frozenset({"true", "yes", "1", "on"})
-_FALSE: Final = frozenset({"false", "no", "0", "off"})
-_MAX_SEED: Final = 2**64 - 1
 MANIFEST: Final = "manifest.jsonl"
 _SHARD_PREFIX: Final = "manifest.rank"
-_DEFAULT_MODEL: Final = "cagliostrolab/animagine-xl-4.0"
 #: Exit status after Ctrl-C (128 + SIGINT), as shells report it.
 EXIT_INTERRUPTED: Final = 130
 
@@ -131,16 +128,14 @@ def _frozen_options(value: Mapping[str, Any]) -> Mapping[str, Any]:
 
 def _check_options(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     assert isinstance(value, Mapping)
-    unknown = sorted(set(value) - set(OPTION_TYPES))
-    if unknown:
-        raise ValueError(f"unknown option(s) {', '.join(map(repr, unknown))}")
+    check_names(tuple(value))
     if not isinstance(value.get("prompt"), str):
-        raise ValueError("options must hold a 'prompt' str")
+        raise GenerationTypeError("options must hold a 'prompt' str")
 
 
 def _positive_line(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"line must be a positive int, got {value!r}")
+        raise GenerationArgumentError(f"line must be a positive int, got {value!r}")
 
 
 @attrs.frozen
@@ -150,8 +145,8 @@ class BatchItem:
     Attributes:
         line: The 1-based line of the input file it was read from (the first line of a CSV
             record); it names the outputs (:func:`output_names`) and orders the manifest.
-        options: :meth:`Generator.__call__` options by Python name (``prompt`` at least), with
-            the batch defaults applied; read-only.
+        options: The options the line sets (:class:`animagine.GenerationOptions` field names,
+            ``prompt`` at least) as read, with the batch defaults applied; read-only.
     """
 
     line: int = attrs.field(validator=_positive_line)
@@ -163,6 +158,10 @@ class BatchItem:
     def num_images(self) -> int:
         count = self.options.get("num_images")
         return count if isinstance(count, int) and count > 0 else 1
+
+    def generation_options(self) -> GenerationOptions:
+        """The item's options as the checked record a :class:`Generator` call takes."""
+        return GenerationOptions.from_mapping(self.options)
 
 
 @attrs.frozen
@@ -181,60 +180,19 @@ class BadLine:
         return f"line {self.line}: {self.message}"
 
 
-def _to_option(name: str, value: object, *, text: bool) -> object:
-    """Check (JSON) or convert (CSV text, ``text=True``) one option value."""
-    kind = OPTION_TYPES[name]
-    if name == "hires" and isinstance(value, dict) and not text:
-        unknown = sorted(set(value) - _HIRES_KEYS)
-        if unknown:
-            raise ValueError(f"unknown hires key(s) {', '.join(map(repr, unknown))}")
-        return dict(value)
-    if text and isinstance(value, str) and kind is not str:
-        raw = value.strip()
-        try:
-            if kind is bool:
-                if raw.lower() in _TRUE:
-                    return True
-                if raw.lower() in _FALSE:
-                    return False
-                raise ValueError
-            if kind is int:
-                return int(raw)
-            number = float(raw)
-            if not math.isfinite(number):
-                raise ValueError
-            return number
-        except ValueError:
-            expected = {bool: "true or false", int: "an integer", float: "a number"}[kind]
-            raise ValueError(f"{name} must be {expected}, got {value!r}") from None
-    if kind is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"{name} must be a number, got {type(value).__name__}: {value!r}")
-        return float(value)
-    if kind is int and isinstance(value, bool):
-        raise ValueError(f"{name} must be an integer, got bool: {value!r}")
-    if not isinstance(value, kind):
-        expected = {str: "a string", int: "an integer", bool: "true or false"}[kind]
-        raise ValueError(f"{name} must be {expected}, got {type(value).__name__}: {value!r}")
-    return value
-
-
 def _options(fields: Mapping[str, object], *, text: bool) -> dict[str, object]:
-    unknown = [name for name in fields if name not in OPTION_TYPES]
-    if unknown:
-        known = ", ".join(OPTION_TYPES)
-        raise ValueError(f"unknown option {unknown[0]!r} (options are: {known})")
+    """The options a line sets, checked by :class:`GenerationOptions` (CSV cells: ``text``)."""
+    checked = GenerationOptions.from_mapping(fields, text=text)
     options: dict[str, object] = {}
     for name, value in fields.items():
         if value is None or (text and value == ""):
             continue  # not set: the default applies
-        options[name] = _to_option(name, value, text=text)
-    prompt = options.get("prompt")
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise ValueError("no prompt")
-    seed = options.get("seed")
-    if isinstance(seed, int) and not 0 <= seed <= _MAX_SEED:
-        raise ValueError(f"seed must be between 0 and 2**64 - 1, got {seed}")
+        parsed = value
+        if text and isinstance(value, str) and name != "prompt":
+            parsed = option_spec(name).parse(value)
+        options[name] = parsed
+    if isinstance(checked.prompt, str) and not checked.prompt.strip():
+        raise GenerationArgumentError("no prompt")
     return options
 
 
@@ -346,7 +304,7 @@ def read_batch(
         raise BatchInputError(f"{path} is not UTF-8: {error}") from None
     try:
         fixed = _options({"prompt": "-", **(defaults or {})}, text=False)
-    except ValueError as error:
+    except AnimagineError as error:
         raise BatchInputError(f"bad default: {error}") from None
     fixed.pop("prompt")
     if kind == "txt":
@@ -363,7 +321,7 @@ def read_batch(
             continue
         try:
             options = _options(fields, text=kind == "csv")
-        except ValueError as error:
+        except AnimagineError as error:
             bad.append(BadLine(number, str(error)))
             continue
         items.append(BatchItem(number, _with_defaults(options, fixed)))
@@ -496,8 +454,6 @@ class _Counts:
 def _valid_image(path: Path) -> GenerationParameters | None:
     """The parameters of a complete PNG with generation metadata at ``path``, else None."""
     from PIL import Image, UnidentifiedImageError
-
-    from animagine.metadata._records import MetadataError, read_parameters  # noqa: PLC0415
 
     try:
         with Image.open(path) as image:
@@ -633,30 +589,9 @@ class _Shard:
 # --- running ----------------------------------------------------------------------------------
 
 
-def _call_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    """An item's options as :meth:`Generator.__call__` takes them (a hires object: parameters)."""
-    call = dict(options)
-    hires = call.get("hires")
-    if isinstance(hires, Mapping):
-        from animagine.metadata._records import HiresParameters  # noqa: PLC0415
-
-        call["hires"] = HiresParameters(**hires)
-    return call
-
-
-#: What :meth:`Generator._plan` is given for an option an item does not set.
-_PLAN_DEFAULTS: Final = types.MappingProxyType(
-    {name: None for name in OPTION_TYPES if name not in ("prompt", "hires")}
-    | {"num_images": 1, "add_quality_tags": True}
-)
-
-
-def _check_call(generator: Generator, options: Mapping[str, Any]) -> None:
+def _check_call(generator: Generator, item: BatchItem) -> None:
     """Validate an item's options the way a call would, without generating anything."""
-    # The generator validates every argument in `_plan` before any model work; calling it
-    # here checks the whole batch before the first image.
-    call = {**_PLAN_DEFAULTS, **_call_options(options)}
-    generator._plan(call.pop("prompt"), **call)
+    generator.check(item.generation_options())
 
 
 def _describe_error(error: BaseException) -> str:
@@ -725,13 +660,12 @@ def run_batch(
         BatchInputError: (strict) invalid item options; duplicate line numbers.
     """
     started = time.monotonic()
-    from animagine.generation._generator import Generator  # noqa: PLC0415
 
     items = tuple(items)
     lines = [item.line for item in items]
     if len(set(lines)) != len(lines):
         raise BatchInputError("two items have the same line number")
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= _MAX_SEED:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
         raise BatchInputError(f"seed must be an int from 0 to 2**64 - 1, got {seed!r}")
     items = tuple(
         item if "seed" in item.options
@@ -764,8 +698,8 @@ def run_batch(
     valid: list[BatchItem] = []
     for item in items:
         try:
-            _check_call(model, item.options)
-        except (AnimagineError, ValueError, TypeError, ImportError) as error:
+            _check_call(model, item)
+        except AnimagineError as error:
             message = str(error).strip().splitlines()  # no caret context
             invalid.append(ItemFailure(item.line, message[0] if message else repr(error)))
         else:
@@ -885,11 +819,10 @@ def _generate(
     *,
     overwrite: bool,
 ) -> None:
-    from animagine.metadata._records import write_png  # noqa: PLC0415
 
     names = output_names(item)
     try:
-        result = model(**_call_options(item.options), progress=False)
+        result = model(item.generation_options(), progress=False)
         rows = []
         for index, (name, image, parameters) in enumerate(
             zip(names, result.images, result.parameters, strict=True), start=1
@@ -922,27 +855,6 @@ def _generate(
 # --- command line -----------------------------------------------------------------------------
 
 
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """The model options shared by ``batch`` and ``generate`` (read by :func:`model_loader`)."""
-    model = parser.add_argument_group("model")
-    model.add_argument(
-        "--model",
-        default=_DEFAULT_MODEL,
-        help="hub id, diffusers folder or .safetensors file (default: %(default)s)",
-    )
-    model.add_argument(
-        "--version",
-        dest="model_version",
-        metavar="VERSION",
-        help="v3, v3.1 or v4 (default: from the model name)",
-    )
-    model.add_argument(
-        "--config", help="diffusers folder with the SDXL configs, for a .safetensors --model"
-    )
-    model.add_argument("--dtype", help="float16, bfloat16 or float32 (default: float32)")
-    model.add_argument("--device", help="torch device (default: the process's, from accelerate)")
-
-
 def add_batch_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the ``batch`` command's arguments to ``parser`` (for :func:`main_batch`)."""
     parser.add_argument(
@@ -955,69 +867,22 @@ def add_batch_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
         "--format", choices=_FORMATS, help="input format (default: from the file suffix)"
     )
     add_model_arguments(parser)
-    options = parser.add_argument_group(
-        "generation options (for every line that does not set them)"
-    )
-    options.add_argument("--negative-prompt", help="default: the version's")
-    options.add_argument("--width", type=int)
-    options.add_argument("--height", type=int)
-    options.add_argument("--aspect", help="portrait, landscape, square, 16:9, 1344x768...")
-    options.add_argument("--steps", type=int)
-    options.add_argument("--guidance-scale", "--cfg", dest="guidance_scale", type=float)
-    options.add_argument("--sampler", help="A1111 name: 'Euler a', 'DPM++ 2M Karras'...")
-    options.add_argument("--num-images", type=int, help="images per line (default 1)")
-    options.add_argument("--clip-skip", type=int)
-    options.add_argument(
-        "--hires", type=float, metavar="SCALE", help="hires fix with this upscale factor"
-    )
-    options.add_argument(
-        "--no-quality-tags",
-        dest="add_quality_tags",
-        action="store_false",
-        default=None,
-        help="do not add the version's quality tags",
-    )
-    options.add_argument(
-        "--seed",
-        type=int,
-        default=0,
-        metavar="BASE",
-        help="base of the seeds of lines without one: seed = hash(base, line) (default 0)",
-    )
+    add_generation_arguments(parser, "generation options (for every line that does not set them)")
     run = parser.add_argument_group("run")
     run.add_argument("--overwrite", action="store_true", help="replace existing images")
     run.add_argument(
         "--strict", action="store_true", help="stop before any work if any line is bad"
     )
-    run.add_argument("--no-progress", dest="progress", action="store_false")
+    run.add_argument(
+        "--no-progress",
+        dest="progress",
+        action="store_false",
+        help="no progress bars (loading included)",
+    )
     run.add_argument(
         "--summary-json", type=Path, metavar="FILE", help="also write the summary here, as JSON"
     )
     return parser
-
-
-def model_loader(args: argparse.Namespace) -> Callable[[torch.device], Generator]:
-    """A function loading the model named by :func:`add_model_arguments`'s options."""
-
-    def load(device: torch.device) -> Generator:
-        from animagine.generation._generator import Generator  # noqa: PLC0415
-
-        target = args.device if args.device is not None else device
-        if str(args.model).lower().endswith(".safetensors"):
-            return Generator.from_single_file(
-                args.model,
-                version=args.model_version,
-                config=args.config,
-                dtype=args.dtype,
-                device=target,
-            )
-        if args.config is not None:
-            raise BatchInputError("--config is for a .safetensors --model only")
-        return Generator.from_pretrained(
-            args.model, version=args.model_version, dtype=args.dtype, device=target
-        )
-
-    return load
 
 
 def _err(message: str) -> None:
@@ -1035,11 +900,7 @@ def main_batch(args: argparse.Namespace) -> int:
         0 when every item is done or skipped; 1 when some failed or lines were bad; 2 for
         unusable input (or bad lines with ``--strict``); 130 after Ctrl-C or SIGTERM.
     """
-    defaults = {
-        name: getattr(args, name)
-        for name in OPTION_TYPES
-        if name not in ("prompt", "seed") and getattr(args, name, None) is not None
-    }
+    defaults = batch_defaults(args)
     # SIGTERM (torchrun stopping its workers, a scheduler's preemption) stops cleanly too.
     previous = signal.signal(signal.SIGTERM, _raise_interrupt) if _in_main_thread() else None
     try:
@@ -1057,6 +918,29 @@ def _main_batch(args: argparse.Namespace, defaults: Mapping[str, object]) -> int
         return 2
     # Before torch is imported: under a launcher, only the first process speaks.
     say = os.environ.get("RANK", "0") == "0"
+    base_seed = 0 if args.seed is None else args.seed
+    try:
+        if not 0 <= base_seed <= MAX_SEED:
+            raise BatchInputError(f"--seed must be from 0 to 2**64 - 1, got {base_seed}")
+        check_model_arguments(args)
+        version = model_version(args)
+    except AnimagineError as error:
+        if say:
+            _err(f"animagine batch: error: {describe(error)}")
+        return 2
+    # What depends on the version (buckets, hires sizes, prompt syntax), before loading.
+    checked: list[BatchItem] = []
+    late: list[BadLine] = []
+    for item in items:
+        try:
+            plan_generation(item.generation_options(), version)
+        except AnimagineError as error:
+            late.append(BadLine(item.line, _first_line(error)))
+        else:
+            checked.append(item)
+    if late:
+        items = tuple(checked)
+        bad = tuple(sorted((*bad, *late), key=lambda line: line.line))
     if bad and say:
         for line in bad:
             _err(f"{args.input}:{line.line}: {line.message}")
@@ -1071,7 +955,7 @@ def _main_batch(args: argparse.Namespace, defaults: Mapping[str, object]) -> int
             model_loader(args),
             items,
             args.output,
-            seed=args.seed,
+            seed=base_seed,
             overwrite=args.overwrite,
             strict=args.strict,
             progress=args.progress,
@@ -1097,6 +981,12 @@ def _main_batch(args: argparse.Namespace, defaults: Mapping[str, object]) -> int
         print(summary.describe(), flush=True)
     _write_summary(args.summary_json, summary, say)
     return 1 if summary.failed or bad else 0
+
+
+def _first_line(error: BaseException) -> str:
+    """An error's first line (a syntax error's caret context left out)."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
 
 
 def _in_main_thread() -> bool:

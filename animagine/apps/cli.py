@@ -601,8 +601,8 @@ examples:
   animagine generate "1boy, night" --model cagliostrolab/animagine-xl-3.1 --cfg 6 \\
       --sampler "DPM++ 2M Karras" --hires 1.5 -o b.png
 """,
-        arguments="animagine.apps._generate_cli:generate_arguments",
-        run="animagine.apps._generate_cli:run_generate",
+        arguments="animagine.apps._generation_cli:generate_arguments",
+        run="animagine.apps._generation_cli:run_generate",
     ),
     Command(
         name="batch",

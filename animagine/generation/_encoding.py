@@ -49,8 +49,13 @@ from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
-from animagine.core._tag import Tag
-from animagine.errors import EncodingError, UnsupportedPipelineError
+from animagine.core import Tag
+from animagine.errors import (
+    EncodingError,
+    GenerationArgumentError,
+    GenerationTypeError,
+    UnsupportedPipelineError,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -95,7 +100,7 @@ def _check_tags(value: object, argument: str) -> tuple[Tag, ...]:
     return tags
 
 
-def _fragments(prompt: Sequence[Tag]) -> list[_Fragment]:
+def prompt_fragments(prompt: Sequence[Tag]) -> list[_Fragment]:
     """A1111's ``parse_prompt_attention`` output for the prompt as animagine renders it.
 
     Tags are rendered one by one (``a, (b:1.2), (c:1.2)``), so the ``, `` between them always has
@@ -227,7 +232,7 @@ def chunk_tokens(tokenizer: Any, prompt: Sequence[Tag]) -> list[Chunk]:
 
 
 def _chunk_checked(tokenizer: Any, tags: tuple[Tag, ...], specials: _Specials) -> list[Chunk]:
-    fragments = _fragments(tags)
+    fragments = prompt_fragments(tags)
     texts = [fragment[0] for fragment in fragments if fragment is not None]
     ids: list[list[int]] = []
     if texts:
@@ -368,6 +373,11 @@ class PromptEncoder:
         return self._pipeline
 
     @property
+    def cache_size(self) -> int:
+        """How many prompts' embeddings the cache keeps (0: no cache)."""
+        return self._maxsize
+
+    @property
     def cache_info(self) -> CacheInfo:
         """Hits, misses and size of the embedding cache."""
         with self._lock:
@@ -447,12 +457,11 @@ class PromptEncoder:
         if clip_skip is None:
             return
         layers = min(_hidden_layers(components[2]), _hidden_layers(components[3]))
-        if isinstance(clip_skip, bool) or not isinstance(clip_skip, int) or clip_skip < 0:
-            raise EncodingError(f"clip_skip must be None or an int >= 0, got {clip_skip!r}")
-        if clip_skip > layers - 1:
-            raise EncodingError(
-                f"clip_skip={clip_skip} skips too many layers: the text encoders have {layers}, "
-                f"so at most {layers - 1}"
+        if isinstance(clip_skip, bool) or not isinstance(clip_skip, int):
+            raise GenerationTypeError(f"clip_skip must be None or an int, got {clip_skip!r}")
+        if not 0 <= clip_skip <= layers - 1:
+            raise GenerationArgumentError(
+                f"clip_skip must be between 0 and {layers - 1}, got {clip_skip!r}"
             )
 
     def _encode(

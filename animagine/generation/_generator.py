@@ -41,63 +41,72 @@ Not implemented: img2img / inpainting from a user's image, non-latent hires upsc
 
 from __future__ import annotations
 
-import errno
-import hashlib
-import math
-import numbers
-import operator
+import contextlib
 import os
 import re
-import secrets
 import threading
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
-from animagine.core._grammar import parse_tags
-from animagine.core._prompt import Prompt
-from animagine.core._tag import Tag
-from animagine.core._vocab import ModelVersion, get_version
+from animagine.core import ModelVersion, Prompt, get_version
 from animagine.errors import (
     GenerationArgumentError,
     GenerationTypeError,
     ModelLoadError,
-    UnknownVersionError,
+    UnsupportedPipelineError,
 )
-from animagine.generation._encoding import PromptEncoder, UnsupportedPipelineError
-from animagine.metadata._records import GenerationParameters, HiresParameters, write_png
+from animagine.extras import require
+from animagine.generation._checks import bool_argument, number_argument
+from animagine.generation._encoding import PromptEncoder
+from animagine.generation._hires import upscaler_named
+from animagine.generation._loading import (
+    DEFAULT_MODEL,
+    PICKLE_SUFFIXES,
+    bundled_config,
+    _check_pickle_option,
+    _choose_vae,
+    _dtype_keyword,
+    _model_label,
+    _resolve_device,
+    _resolve_dtype,
+    _version_for,
+    check_folder,
+    check_model_reference,
+    check_safetensors,
+    describe_load_error,
+    load_errors,
+)
+from animagine.generation._lora import (
+    ADAPTER_NAME,
+    LORA_SUFFIXES,
+    Lora,
+    check_weight_suffix,
+    format_weight,
+    lora_file_in,
+    lora_hash,
+)
+from animagine.generation._options import (
+    GenerationOptions,
+    GenerationPlan,
+    check_names,
+    plan_generation,
+)
+from animagine.generation._result import GenerationResult
+from animagine.generation._samplers import make_scheduler, resolve_sampler
+from animagine.metadata import GenerationParameters
 
 if TYPE_CHECKING:
     import torch
     from PIL.Image import Image
 
-__all__ = [
-    "HIRES_UPSCALERS",
-    "MAX_HIRES_SCALE",
-    "MAX_SIZE",
-    "MIN_SIZE",
-    "SAMPLERS",
-    "GenerationArgumentError",
-    "GenerationResult",
-    "Generator",
-    "ModelLoadError",
-]
+__all__ = ["SDXL_COMPONENTS", "Generator"]
 
-
-#: Smallest and largest image side accepted, in pixels (multiples of 8). Animagine was trained on
-#: the buckets of :attr:`ModelVersion.resolutions`; sizes far from them give poor images.
-MIN_SIZE: Final = 64
-MAX_SIZE: Final = 4096
-MAX_STEPS: Final = 200
-MAX_GUIDANCE: Final = 30.0
-MAX_IMAGES: Final = 64
-_MAX_SEED: Final = 2**64 - 1
-_DEFAULT_MODEL: Final = "cagliostrolab/animagine-xl-4.0"
-_PICKLE_SUFFIXES: Final = frozenset({".ckpt", ".pt", ".pth", ".bin", ".pkl"})
-_SDXL_COMPONENTS: Final = (
+#: The components an SDXL pipeline must have for :class:`Generator` to wrap it.
+SDXL_COMPONENTS: Final = (
     "tokenizer",
     "tokenizer_2",
     "text_encoder",
@@ -105,623 +114,23 @@ _SDXL_COMPONENTS: Final = (
     "unet",
     "vae",
 )
-#: What a ``StableDiffusionXLImg2ImgPipeline`` is built from, besides its scheduler.
-_IMG2IMG_COMPONENTS: Final = (
-    *_SDXL_COMPONENTS,
-    "image_encoder",
-    "feature_extractor",
-)
 
 
-# --- samplers -------------------------------------------------------------------------------------
-
-
-@attrs.frozen
-class _Sampler:
-    name: str
-    scheduler: str
-    options: Mapping[str, Any] = attrs.field(factory=dict)
-    karras: bool = False
-    requires: str | None = None
-
-
-#: A1111 sampler names and the diffusers scheduler each one maps to (diffusers' own table, in
-#: its "Schedulers" documentation). Names are matched ignoring case.
-_SAMPLER_TABLE: Final = (
-    _Sampler("Euler a", "EulerAncestralDiscreteScheduler"),
-    _Sampler("Euler", "EulerDiscreteScheduler"),
-    _Sampler("Heun", "HeunDiscreteScheduler"),
-    _Sampler("LMS", "LMSDiscreteScheduler", requires="scipy"),
-    _Sampler("DPM2", "KDPM2DiscreteScheduler"),
-    _Sampler("DPM2 Karras", "KDPM2DiscreteScheduler", karras=True),
-    _Sampler("DPM2 a", "KDPM2AncestralDiscreteScheduler"),
-    _Sampler("DPM2 a Karras", "KDPM2AncestralDiscreteScheduler", karras=True),
-    _Sampler("DPM++ 2M", "DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++"}),
-    _Sampler(
-        "DPM++ 2M Karras",
-        "DPMSolverMultistepScheduler",
-        {"algorithm_type": "dpmsolver++"},
-        karras=True,
-    ),
-    _Sampler("DPM++ 2M SDE", "DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++"}),
-    _Sampler(
-        "DPM++ 2M SDE Karras",
-        "DPMSolverMultistepScheduler",
-        {"algorithm_type": "sde-dpmsolver++"},
-        karras=True,
-    ),
-    _Sampler("DPM++ SDE", "DPMSolverSDEScheduler", requires="torchsde"),
-    _Sampler("DPM++ SDE Karras", "DPMSolverSDEScheduler", karras=True, requires="torchsde"),
-    _Sampler("DDIM", "DDIMScheduler"),
-    _Sampler("UniPC", "UniPCMultistepScheduler"),
-)  # fmt: skip
-_SAMPLERS_BY_KEY: Final = {sampler.name.lower(): sampler for sampler in _SAMPLER_TABLE}
-#: The A1111 sampler names :meth:`Generator.__call__` accepts (``LMS`` needs scipy, ``DPM++ SDE``
-#: and ``DPM++ SDE Karras`` need torchsde).
-SAMPLERS: Final = tuple(sampler.name for sampler in _SAMPLER_TABLE)
-_SIGMA_SCHEDULES: Final = ("use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas")
-
-
-def _resolve_sampler(name: object) -> _Sampler:
-    if not isinstance(name, str):
-        raise GenerationTypeError(f"sampler must be a str, got {type(name).__name__}: {name!r}")
-    sampler = _SAMPLERS_BY_KEY.get(" ".join(name.split()).lower())
-    if sampler is None:
-        raise GenerationArgumentError(
-            f"unknown sampler {name!r}; known samplers are {', '.join(map(repr, SAMPLERS))}"
-        )
-    if sampler.requires is not None:
-        import importlib.util  # noqa: PLC0415
-
-        if importlib.util.find_spec(sampler.requires) is None:
-            raise ImportError(
-                f"sampler {sampler.name!r} needs {sampler.requires}: pip install {sampler.requires}"
-            )
-    return sampler
-
-
-def _make_scheduler(sampler: _Sampler, base_config: Mapping[str, Any]) -> Any:
-    """A new scheduler for ``sampler`` from the model's scheduler config (betas, spacing...)."""
-    import inspect  # noqa: PLC0415
-
-    diffusers = _import("diffusers")
-    cls = getattr(diffusers, sampler.scheduler)
-    accepted = inspect.signature(cls.__init__).parameters
-    options = dict(sampler.options)
-    # Explicit sigma schedule: a model shipped with a Karras scheduler must not turn "Euler"
-    # into "Euler Karras" through its config.
-    for schedule in _SIGMA_SCHEDULES:
-        if schedule in accepted:
-            options[schedule] = sampler.karras and schedule == "use_karras_sigmas"
-    return cls.from_config(dict(base_config), **options)
-
-
-# --- sizes ----------------------------------------------------------------------------------------
-
-
-def _reduced(width: int, height: int) -> tuple[int, int]:
-    divisor = math.gcd(width, height)
-    return width // divisor, height // divisor
-
-
-#: Conventional aspect-ratio labels and the trained bucket each one means (the labels UIs give
-#: SDXL's buckets; 832x1216 is 13:19 exactly and "2:3" by convention).
-_NOMINAL_RATIOS: Final = {
-    (1, 1): (1024, 1024),
-    (4, 3): (1152, 896),
-    (3, 4): (896, 1152),
-    (3, 2): (1216, 832),
-    (2, 3): (832, 1216),
-    (16, 9): (1344, 768),
-    (9, 16): (768, 1344),
-    (21, 9): (1536, 640),
-    (9, 21): (640, 1536),
-}
-_NOMINAL_BY_RATIO: Final = {_reduced(*label): size for label, size in _NOMINAL_RATIOS.items()}
-_RATIO: Final = re.compile(r"\s*(\d+)\s*([:x/])\s*(\d+)\s*")
-
-
-def _aspect_size(aspect: object, version: ModelVersion) -> tuple[int, int]:
-    """The bucket for an aspect name, ratio or ``WxH`` string (see :meth:`Generator.__call__`)."""
-    if not isinstance(aspect, str):
-        raise GenerationTypeError(f"aspect must be a str, got {type(aspect).__name__}: {aspect!r}")
-    resolutions = version.resolutions
-    portrait = (version.defaults.width, version.defaults.height)
-    names = {
-        "portrait": portrait,
-        "landscape": (portrait[1], portrait[0]),
-        "square": (1024, 1024),
-    }
-    key = aspect.strip().lower()
-    if key in names:
-        return names[key]
-    match = _RATIO.fullmatch(key)
-    if match is not None and int(match[1]) > 0 and int(match[3]) > 0:
-        first, second = int(match[1]), int(match[3])
-        if match[2] == "x":
-            if (first, second) in resolutions:
-                return first, second
-        else:
-            ratio = _reduced(first, second)
-            for size in resolutions:
-                if _reduced(*size) == ratio:
-                    return size
-            nominal = _NOMINAL_BY_RATIO.get(ratio)
-            if nominal is not None and nominal in resolutions:
-                return nominal
-    exact = ", ".join(f"{w}:{h}" for w, h in (_reduced(*size) for size in resolutions))
-    sizes = ", ".join(f"{w}x{h}" for w, h in resolutions)
-    labels = ", ".join(
-        f"{w}:{h}" for (w, h), size in _NOMINAL_RATIOS.items() if size in resolutions
-    )
-    raise GenerationArgumentError(
-        f"aspect={aspect!r} is not one of {version.title}'s buckets; use 'portrait', 'landscape',"
-        f" 'square', a bucket size ({sizes}), its exact ratio ({exact}) or a conventional label"
-        f" ({labels}); for other sizes pass width= and height="
-    )
-
-
-# --- argument checks ------------------------------------------------------------------------------
-
-
-def _int_argument(name: str, value: object, low: int, high: int) -> int:
-    if isinstance(value, bool):
-        raise GenerationTypeError(f"{name} must be an int, got bool: {value!r}")
+@contextlib.contextmanager
+def _quiet_loading(progress: bool) -> Iterator[None]:
+    """diffusers' and transformers' loading bars, off when ``progress`` is False."""
+    if progress:
+        yield
+        return
+    utils = require("diffusers.utils.logging")
+    transformers_logging = require("transformers.utils.logging")
+    utils.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
     try:
-        number = operator.index(value)  # type: ignore[arg-type]  # numpy ints too
-    except TypeError:
-        raise GenerationTypeError(
-            f"{name} must be an int, got {type(value).__name__}: {value!r}"
-        ) from None
-    if not low <= number <= high:
-        raise GenerationArgumentError(f"{name} must be between {low} and {high}, got {number!r}")
-    return int(number)
-
-
-def _size_argument(name: str, value: object) -> int:
-    number = _int_argument(name, value, MIN_SIZE, MAX_SIZE)
-    if number % 8:
-        raise GenerationArgumentError(
-            f"{name} must be a multiple of 8, got {number} (nearest: {number // 8 * 8} or"
-            f" {number // 8 * 8 + 8})"
-        )
-    return number
-
-
-def _guidance_argument(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise GenerationTypeError(
-            f"guidance_scale must be a number, got {type(value).__name__}: {value!r}"
-        )
-    number = float(value)
-    if not math.isfinite(number) or not 0 < number <= MAX_GUIDANCE:
-        raise GenerationArgumentError(
-            f"guidance_scale must be above 0 and at most {MAX_GUIDANCE:g}, got {value!r}"
-        )
-    return number
-
-
-def _bool_argument(name: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise GenerationTypeError(f"{name} must be a bool, got {type(value).__name__}: {value!r}")
-    return value
-
-
-def _number_argument(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise GenerationTypeError(f"{name} must be a number, got {type(value).__name__}: {value!r}")
-    number = float(value)
-    if not math.isfinite(number):
-        raise GenerationArgumentError(f"{name} must be a finite number, got {value!r}")
-    return number
-
-
-# --- hires fix ------------------------------------------------------------------------------------
-
-#: Largest hires-fix upscale factor accepted.
-MAX_HIRES_SCALE: Final = 4.0
-#: The official demo's hires-fix settings: ``upscale_by=1.5``, ``upscaler_strength=0.55``,
-#: latents upscaled with ``nearest-exact``.
-_DEMO_HIRES_STRENGTH: Final = 0.55
-_DEMO_HIRES_UPSCALER: Final = "Latent (nearest-exact)"
-
-
-@attrs.frozen
-class _Upscaler:
-    name: str
-    mode: str
-    antialias: bool = False
-
-
-#: A1111's latent upscalers (``latent_upscale_modes``) and the ``torch.nn.functional.interpolate``
-#: mode of each; ``Latent (bilinear)`` is how the demo's JSON (``upscale_method``) reads back.
-_UPSCALER_TABLE: Final = (
-    _Upscaler("Latent", "bilinear"),
-    _Upscaler("Latent (antialiased)", "bilinear", antialias=True),
-    _Upscaler("Latent (bicubic)", "bicubic"),
-    _Upscaler("Latent (bicubic antialiased)", "bicubic", antialias=True),
-    _Upscaler("Latent (nearest)", "nearest"),
-    _Upscaler("Latent (nearest-exact)", "nearest-exact"),
-    _Upscaler("Latent (bilinear)", "bilinear"),
-)
-_UPSCALERS_BY_KEY: Final = {upscaler.name.lower(): upscaler for upscaler in _UPSCALER_TABLE}
-#: The hires-fix upscaler names :meth:`Generator.__call__` accepts (latent upscalers only).
-HIRES_UPSCALERS: Final = tuple(upscaler.name for upscaler in _UPSCALER_TABLE)
-
-
-@attrs.frozen
-class _HiresPlan:
-    """A validated hires fix: what is recorded, and how to run it."""
-
-    parameters: HiresParameters
-    upscaler: _Upscaler
-    steps: int
-    width: int
-    height: int
-
-
-def _hires_size(side: int, scale: float) -> int:
-    """``round(side * scale)`` down to a multiple of 8."""
-    return math.floor(side * scale + 0.5) // 8 * 8
-
-
-def _hires_argument(value: object, width: int, height: int, steps: int) -> _HiresPlan | None:
-    """Check ``hires=`` against the first pass's size and steps (see :meth:`Generator.__call__`)."""
-    if value is None:
-        return None
-    if isinstance(value, HiresParameters):
-        scale: object = value.scale
-        strength: object = value.strength
-        upscaler_name: object = value.upscaler
-        hires_steps: object = value.steps
-        scale_name = "hires.scale"
-    elif isinstance(value, numbers.Real):
-        scale, strength = value, _DEMO_HIRES_STRENGTH
-        upscaler_name, hires_steps = _DEMO_HIRES_UPSCALER, None
-        scale_name = "hires (the scale)"
-    else:
-        raise GenerationTypeError(
-            "hires must be a HiresParameters, a number (the upscale factor) or None, got"
-            f" {type(value).__name__}: {value!r}"
-        )
-    scale_ = _number_argument(scale_name, scale)
-    if not 1 <= scale_ <= MAX_HIRES_SCALE:
-        raise GenerationArgumentError(
-            f"{scale_name} must be between 1 and {MAX_HIRES_SCALE:g}, got {scale!r}"
-        )
-    strength_ = _number_argument("hires.strength", strength)
-    if not 0 < strength_ <= 1:
-        raise GenerationArgumentError(
-            f"hires.strength must be above 0 and at most 1, got {strength!r}"
-        )
-    steps_ = (
-        steps if hires_steps is None else _int_argument("hires.steps", hires_steps, 1, MAX_STEPS)
-    )
-    if int(steps_ * strength_) < 1:
-        raise GenerationArgumentError(
-            f"hires.strength={strength_:g} with {steps_} hires steps denoises for"
-            f" int({steps_} * {strength_:g}) = 0 steps; raise the strength or hires.steps"
-        )
-    if not isinstance(upscaler_name, str):
-        raise GenerationTypeError(
-            f"hires.upscaler must be a str, got {type(upscaler_name).__name__}: {upscaler_name!r}"
-        )
-    upscaler = _UPSCALERS_BY_KEY.get(" ".join(upscaler_name.split()).lower())
-    if upscaler is None:
-        raise GenerationArgumentError(
-            f"unknown hires.upscaler {upscaler_name!r}; the latent upscalers are"
-            f" {', '.join(map(repr, HIRES_UPSCALERS))}"
-        )
-    target = (_hires_size(width, scale_), _hires_size(height, scale_))
-    if max(target) > MAX_SIZE:
-        raise GenerationArgumentError(
-            f"hires scale {scale_:g} makes {width}x{height} into {target[0]}x{target[1]}; sides"
-            f" must be at most {MAX_SIZE}"
-        )
-    recorded = HiresParameters(
-        scale=scale_,
-        strength=strength_,
-        upscaler=upscaler.name,
-        steps=None if hires_steps is None else steps_,
-    )
-    return _HiresPlan(recorded, upscaler, steps_, *target)
-
-
-# --- LoRA -----------------------------------------------------------------------------------------
-
-_ADAPTER_NAME: Final = re.compile(r"[\w\-]+")
-_LORA_SUFFIXES: Final = _PICKLE_SUFFIXES | {".safetensors"}
-
-
-@attrs.frozen
-class _Lora:
-    name: str
-    weight: float
-    hash: str | None
-
-
-def _format_weight(weight: float) -> str:
-    return str(int(weight)) if weight.is_integer() else repr(weight)
-
-
-def _lora_hash(path: Path) -> str:
-    """A1111's LoRA short hash (``Lora hashes``): the first 12 hex digits of the sha256 of a
-    safetensors file's tensor data (the "addnet" hash, header skipped), or of a whole pickle file.
-    """
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        if path.suffix.lower() == ".safetensors":
-            header = file.read(8)
-            file.seek(8 + int.from_bytes(header, "little"))
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:12]
-
-
-def _check_weight_suffix(name: str, allow_pickle: bool, what: str) -> None:
-    suffix = Path(name).suffix.lower()
-    if suffix in _PICKLE_SUFFIXES:
-        if not allow_pickle:
-            raise ModelLoadError(
-                f"{what} {name!r} is a pickle file, which can run code when loaded; convert it to"
-                " .safetensors, or pass allow_pickle=True if you trust it"
-            )
-    elif suffix != ".safetensors":
-        raise ModelLoadError(f"{what} {name!r} is not a .safetensors file")
-
-
-def _lora_file_in(folder: Path, allow_pickle: bool) -> str:
-    """The one LoRA weights file in ``folder`` (safetensors first)."""
-    files = sorted(path.name for path in folder.iterdir() if path.is_file())
-    for suffixes in ({".safetensors"}, _PICKLE_SUFFIXES if allow_pickle else set()):
-        found = [name for name in files if Path(name).suffix.lower() in suffixes]
-        if len(found) == 1:
-            return found[0]
-        if found:
-            raise ModelLoadError(
-                f"{os.fspath(folder)!r} holds several weights files ({', '.join(found)}); pass"
-                " weight_name= to choose one"
-            )
-    pickles = [name for name in files if Path(name).suffix.lower() in _PICKLE_SUFFIXES]
-    hint = (
-        f"; its pickle weights ({', '.join(pickles)}) can run code when loaded: pass"
-        " allow_pickle=True if you trust them"
-        if pickles
-        else ""
-    )
-    raise ModelLoadError(f"{os.fspath(folder)!r} has no .safetensors LoRA weights{hint}")
-
-
-def _import(name: str) -> Any:
-    """Import a module of the generate extra, untyped, with an install hint when missing."""
-    import importlib  # noqa: PLC0415
-
-    try:
-        return importlib.import_module(name)
-    except ImportError as error:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            f"animagine.Generator needs the generate extra ({name} is missing): "
-            "pip install 'animagine[generate]'"
-        ) from error
-
-
-_DTYPE_NAMES: Final = {
-    "float16": "float16", "fp16": "float16", "half": "float16",
-    "bfloat16": "bfloat16", "bf16": "bfloat16",
-    "float32": "float32", "fp32": "float32", "float": "float32",
-}  # fmt: skip
-
-
-def _resolve_dtype(dtype: object) -> torch.dtype | None:
-    if dtype is None:
-        return None
-    torch_module = _import("torch")
-    if isinstance(dtype, torch_module.dtype):
-        name = str(dtype).removeprefix("torch.")
-    elif isinstance(dtype, str):
-        name = _DTYPE_NAMES.get(dtype.strip().lower().removeprefix("torch."), "")
-    else:
-        raise GenerationTypeError(
-            f"dtype must be a torch.dtype or a str, got {type(dtype).__name__}: {dtype!r}"
-        )
-    if name not in ("float16", "bfloat16", "float32"):
-        raise GenerationArgumentError(f"dtype must be float16, bfloat16 or float32, got {dtype!r}")
-    result: torch.dtype = getattr(torch_module, name)
-    return result
-
-
-def _resolve_device(device: object) -> torch.device | None:
-    if device is None:
-        return None
-    torch_module = _import("torch")
-    if not isinstance(device, (str, torch_module.device)):
-        raise GenerationTypeError(
-            f"device must be a str or torch.device, got {type(device).__name__}: {device!r}"
-        )
-    try:
-        result: torch.device = torch_module.device(device)
-    except (RuntimeError, ValueError) as error:
-        raise GenerationArgumentError(f"device={device!r} is not a torch device: {error}") from None
-    return result
-
-
-def _dtype_keyword() -> str:
-    """diffusers >= 0.40 calls the loading dtype ``dtype``; before, ``torch_dtype``."""
-    version = _import("diffusers").__version__
-    numbers = re.match(r"(\d+)\.(\d+)", version)
-    if numbers is not None and (int(numbers[1]), int(numbers[2])) < (0, 40):
-        return "torch_dtype"
-    return "dtype"
-
-
-def _vae_plan(
-    dtype: torch.dtype | None, version: ModelVersion, vae_given: bool, vae: object
-) -> tuple[str | None, bool]:
-    """How to get a VAE that decodes without NaN: ``(hub id of a VAE to load, force upcast)``.
-
-    Only float16 overflows. Without a ``vae=`` option, versions whose card loads an fp16-fix VAE
-    (3.0, 3.1) get it, and other versions' bundled VAE is decoded in float32. ``vae=None`` keeps
-    the bundled VAE, decoded in float32; a VAE passed in is used as its config says.
-    """
-    torch = _import("torch")
-    if dtype != torch.float16:
-        return None, False
-    if vae_given:
-        return None, vae is None
-    if version.defaults.vae is not None:
-        return version.defaults.vae, False
-    return None, True
-
-
-def _model_label(model: str) -> str:
-    """The model name recorded in images: a hub id as given, a local folder or file by name."""
-    path = Path(model).expanduser()
-    if path.exists():
-        named = Path(os.path.abspath(path))  # a symlink keeps its own name
-        return named.stem if named.is_file() else named.name
-    return model
-
-
-def _version_for(model: str, version: object, what: str) -> ModelVersion:
-    if version is not None:
-        if not isinstance(version, (str, ModelVersion)):
-            raise GenerationTypeError(
-                f"version must be a str or ModelVersion, got {type(version).__name__}: {version!r}"
-            )
-        return get_version(version)
-    try:
-        return get_version(model)
-    except UnknownVersionError:
-        raise UnknownVersionError(
-            f"cannot tell the Animagine XL version from {what} {model!r}; pass version="
-            " ('v3', 'v3.1' or 'v4')"
-        ) from None
-
-
-def _has_weights(folder: Path, suffixes: frozenset[str]) -> bool:
-    return any(path.suffix.lower() in suffixes for path in folder.rglob("*") if path.is_file())
-
-
-def _check_pickle_option(options: dict[str, Any]) -> bool:
-    allow_pickle = _bool_argument("allow_pickle", options.pop("allow_pickle", False))
-    if "use_safetensors" in options:
-        raise GenerationArgumentError(
-            "use_safetensors is set by animagine: safetensors only, unless allow_pickle=True"
-        )
-    return allow_pickle
-
-
-# --- the result -----------------------------------------------------------------------------------
-
-
-def _free_name(directory: Path, stem: str) -> Path:
-    candidate = directory / f"{stem}.png"
-    number = 2
-    while os.path.lexists(candidate):
-        candidate = directory / f"{stem}_{number}.png"
-        number += 1
-    return candidate
-
-
-@attrs.frozen
-class GenerationResult:
-    """The images of one :class:`Generator` call and how each was made.
-
-    Attributes:
-        images: The images (PIL), one per seed.
-        seeds: The seed of each image: ``seed, seed + 1, ...``.
-        parameters: Per image, everything needed to make it again
-            (``gen(**parameters[i].to_call_kwargs())``).
-    """
-
-    images: tuple[Image, ...]
-    seeds: tuple[int, ...]
-    parameters: tuple[GenerationParameters, ...]
-
-    @property
-    def image(self) -> Image:
-        """The first image."""
-        return self.images[0]
-
-    def save(self, path: str | os.PathLike[str]) -> list[Path]:
-        """Save the images as PNGs with their parameters in the metadata; never overwrite.
-
-        ``path`` is a directory (an existing one, or a path without a suffix, created as
-        needed): each image is named ``{seed}-{n}.png`` (``n`` counts from 1), with ``_2``,
-        ``_3``... added when the name is taken. Or ``path`` is a ``.png`` file: one image is
-        saved there; several are saved as ``{stem}-1.png``, ``{stem}-2.png``...
-
-        The metadata is A1111's ``parameters`` text and animagine's JSON
-        (:func:`animagine.read_parameters` reads either).
-
-        Returns:
-            The paths written, in image order.
-
-        Raises:
-            FileExistsError: a file path (or one of its numbered names) exists; nothing is written.
-            GenerationArgumentError: a file path that does not end in ``.png``.
-        """
-        if not isinstance(path, (str, os.PathLike)):
-            raise GenerationTypeError(f"path must be a str or path, got {type(path).__name__}")
-        target = Path(path).expanduser()
-        items = list(zip(self.images, self.parameters, strict=True))
-        if target.is_dir() or (not target.exists() and not target.suffix):
-            target.mkdir(parents=True, exist_ok=True)
-            written: list[Path] = []
-            for number, (image, parameters) in enumerate(items, start=1):
-                while True:
-                    candidate = _free_name(target, f"{parameters.seed}-{number}")
-                    try:
-                        written.append(write_png(image, candidate, parameters))
-                        break
-                    except FileExistsError:  # taken since we looked: try the next name
-                        continue
-            return written
-        if target.suffix.lower() != ".png":
-            raise GenerationArgumentError(
-                f"path {str(path)!r} must be a directory or a .png file (images are saved as PNG)"
-            )
-        names = png_names(target, len(items))
-        refuse_existing(names)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        return [
-            write_png(image, name, parameters)
-            for name, (image, parameters) in zip(names, items, strict=True)
-        ]
-
-
-def png_names(target: Path, count: int) -> list[Path]:
-    """The files :meth:`GenerationResult.save` writes for a ``.png`` path and ``count`` images."""
-    if count == 1:
-        return [target]
-    return [target.with_name(f"{target.stem}-{n}{target.suffix}") for n in range(1, count + 1)]
-
-
-def refuse_existing(names: Iterable[Path]) -> None:
-    """Raise :class:`FileExistsError` for the first of ``names`` that exists."""
-    for name in names:
-        if os.path.lexists(name):
-            raise FileExistsError(errno.EEXIST, "refusing to overwrite an existing file", str(name))
-
-
-# --- the generator --------------------------------------------------------------------------------
-
-
-@attrs.frozen
-class _Plan:
-    """A validated call, before any model work."""
-
-    prompt: Prompt
-    negative: str
-    width: int
-    height: int
-    steps: int
-    guidance_scale: float
-    sampler: _Sampler
-    seeds: tuple[int, ...]
-    clip_skip: int | None
-    negative_tags: tuple[Tag, ...]
-    hires: _HiresPlan | None = None
+        yield
+    finally:
+        utils.enable_progress_bar()
+        transformers_logging.enable_progress_bar()
 
 
 class Generator:
@@ -743,7 +152,12 @@ class Generator:
     """
 
     def __init__(
-        self, pipeline: Any, *, version: str | ModelVersion, model: str | None = None
+        self,
+        pipeline: Any,
+        *,
+        version: str | ModelVersion,
+        model: str | None = None,
+        prompt_cache_size: int = 32,
     ) -> None:
         """Wrap an SDXL pipeline.
 
@@ -752,12 +166,14 @@ class Generator:
             version: The Animagine XL version of the weights (:func:`animagine.get_version`).
             model: The model name recorded in image metadata; default: the pipeline's
                 ``name_or_path`` (a folder or file by its name), or ``""``.
+            prompt_cache_size: How many prompts' embeddings to keep (LRU; 0 turns the cache
+                off). See :attr:`encoder`.
 
         Raises:
             UnsupportedPipelineError: not an SDXL pipeline (no second text encoder, ...).
             UnknownVersionError: an unknown version.
         """
-        missing = [name for name in _SDXL_COMPONENTS if getattr(pipeline, name, None) is None]
+        missing = [name for name in SDXL_COMPONENTS if getattr(pipeline, name, None) is None]
         if missing or getattr(pipeline, "scheduler", None) is None or not callable(pipeline):
             what = ", ".join(missing) or "scheduler"
             raise UnsupportedPipelineError(
@@ -777,21 +193,22 @@ class Generator:
             model = _model_label(name) if isinstance(name, str) and name else ""
         self._model = model
         self._scheduler_config = dict(pipeline.scheduler.config)
-        self._encoder = PromptEncoder(pipeline)
+        self._encoder = PromptEncoder(pipeline, cache_size=prompt_cache_size)
         self._lock = threading.Lock()
         self._img2img: tuple[tuple[Any, ...], Any] | None = None
-        self._loras: dict[str, _Lora] = {}
+        self._loras: dict[str, Lora] = {}
 
     # -- loading ------------------------------------------------------------------------------
 
     @classmethod
     def from_pretrained(
         cls,
-        model: str | os.PathLike[str] = _DEFAULT_MODEL,
+        model: str | os.PathLike[str] = DEFAULT_MODEL,
         *,
         version: str | ModelVersion | None = None,
         dtype: torch.dtype | str | None = None,
         device: torch.device | str | None = None,
+        progress: bool = True,
         **loading_options: Any,
     ) -> Generator:
         """Load a diffusers-format model: a hub id or a local folder.
@@ -803,6 +220,7 @@ class Generator:
             dtype: ``torch.float16``/``"float16"``, ``"bfloat16"`` or ``"float32"``
                 (default: diffusers' default, float32).
             device: Where to move the pipeline (default: stay on the CPU).
+            progress: Show diffusers' loading progress bars.
             **loading_options: Passed to ``StableDiffusionXLPipeline.from_pretrained``
                 (``variant=``, ``revision=``, ``local_files_only=``, ``vae=``...). Also
                 ``allow_pickle=True`` to accept ``.bin`` weights (unsafe: pickle runs code).
@@ -827,29 +245,23 @@ class Generator:
             raise ModelLoadError(
                 f"{model!r} is a file: load single-file checkpoints with Generator.from_single_file"
             )
+        check_model_reference(model, single_file=False)
         if local.is_dir():
-            if not (local / "model_index.json").is_file():
-                raise ModelLoadError(f"{model!r} is not a diffusers folder (no model_index.json)")
-            if not allow_pickle and not _has_weights(local, frozenset({".safetensors"})):
-                raise ModelLoadError(
-                    f"{model!r} has no .safetensors weights; pickle weights (.bin) can run code"
-                    " when loaded: pass allow_pickle=True if you trust them"
-                )
+            check_folder(local, allow_pickle=allow_pickle)
             model = str(local)
-        elif (
-            model.startswith((".", "/", "~"))
-            or model.count("/") > 1
-            or os.sep in model.replace("/", "")
-        ):
-            raise ModelLoadError(f"no such model folder: {model!r}")
-        diffusers = _import("diffusers")
-        upcast = _choose_vae(options, torch_dtype, resolved)
-        if torch_dtype is not None:
-            options[_dtype_keyword()] = torch_dtype
-        if not allow_pickle:
-            options["use_safetensors"] = True
-        options["add_watermarker"] = False
-        pipeline = diffusers.StableDiffusionXLPipeline.from_pretrained(model, **options)
+        diffusers = require("diffusers")
+        failures = load_errors()
+        try:
+            upcast = _choose_vae(options, torch_dtype, resolved)
+            if torch_dtype is not None:
+                options[_dtype_keyword()] = torch_dtype
+            if not allow_pickle:
+                options["use_safetensors"] = True
+            options["add_watermarker"] = False
+            with _quiet_loading(progress):
+                pipeline = diffusers.StableDiffusionXLPipeline.from_pretrained(model, **options)
+        except failures as error:
+            raise describe_load_error(repr(model), error) from error
         return cls._finish(pipeline, resolved, _model_label(model), target, upcast)
 
     @classmethod
@@ -861,6 +273,7 @@ class Generator:
         config: str | os.PathLike[str] | None = None,
         dtype: torch.dtype | str | None = None,
         device: torch.device | str | None = None,
+        progress: bool = True,
         **options: Any,
     ) -> Generator:
         """Load an A1111 / ComfyUI single-file checkpoint (``.safetensors``), offline.
@@ -874,6 +287,7 @@ class Generator:
                 animagine, when this installation has one; otherwise it must be given.
             dtype: As in :meth:`from_pretrained`.
             device: As in :meth:`from_pretrained`.
+            progress: As in :meth:`from_pretrained`.
             **options: Passed to ``StableDiffusionXLPipeline.from_single_file``
                 (``local_files_only`` defaults to True). ``allow_pickle=True`` accepts
                 ``.ckpt`` files (unsafe: pickle runs code); ``vae=`` as in :meth:`from_pretrained`.
@@ -893,7 +307,7 @@ class Generator:
         options = dict(options)
         allow_pickle = _check_pickle_option(options)
         suffix = file.suffix.lower()
-        if suffix in _PICKLE_SUFFIXES:
+        if suffix in PICKLE_SUFFIXES:
             if not allow_pickle:
                 raise ModelLoadError(
                     f"{text!r} is a pickle checkpoint, which can run code when loaded; convert it"
@@ -903,8 +317,10 @@ class Generator:
             raise ModelLoadError(f"{text!r} is not a .safetensors checkpoint")
         if not file.is_file():
             raise ModelLoadError(f"no such checkpoint file: {text!r}")
+        if suffix == ".safetensors":
+            check_safetensors(file)
         if config is None:
-            bundled = _bundled_config()
+            bundled = bundled_config()
             if bundled is None:
                 raise ModelLoadError(
                     "from_single_file needs config=: a local diffusers-format SDXL folder (for"
@@ -922,15 +338,20 @@ class Generator:
                 raise ModelLoadError(
                     f"config={os.fspath(config)!r} is not a diffusers folder (no model_index.json)"
                 )
-        diffusers = _import("diffusers")
-        upcast = _choose_vae(options, torch_dtype, resolved)
-        options.setdefault("local_files_only", True)
-        if torch_dtype is not None:
-            options[_dtype_keyword()] = torch_dtype
-        options["add_watermarker"] = False
-        pipeline = diffusers.StableDiffusionXLPipeline.from_single_file(
-            str(file), config=str(config_path), **options
-        )
+        diffusers = require("diffusers")
+        failures = load_errors()
+        try:
+            upcast = _choose_vae(options, torch_dtype, resolved)
+            options.setdefault("local_files_only", True)
+            if torch_dtype is not None:
+                options[_dtype_keyword()] = torch_dtype
+            options["add_watermarker"] = False
+            with _quiet_loading(progress):
+                pipeline = diffusers.StableDiffusionXLPipeline.from_single_file(
+                    str(file), config=str(config_path), **options
+                )
+        except failures as error:
+            raise describe_load_error(repr(text), error) from error
         return cls._finish(pipeline, resolved, file.stem, target, upcast)
 
     @classmethod
@@ -947,8 +368,8 @@ class Generator:
             # float16 and gives NaN, that is black images).
             pipeline.vae.register_to_config(force_upcast=True)
         generator = cls(pipeline, version=version, model=model)
-        default = _resolve_sampler(version.defaults.sampler)
-        pipeline.scheduler = _make_scheduler(default, generator._scheduler_config)
+        default = resolve_sampler(version.defaults.sampler)
+        pipeline.scheduler = make_scheduler(default, generator._scheduler_config)
         if device is not None:
             generator.to(device)
         return generator
@@ -990,6 +411,21 @@ class Generator:
         self._pipeline.to(target)
         return self
 
+    @property
+    def encoder(self) -> PromptEncoder:
+        """The :class:`animagine.PromptEncoder` of this generator (its cache, its call count)."""
+        return self._encoder
+
+    @property
+    def prompt_cache_size(self) -> int:
+        """How many prompts' embeddings are cached; setting it empties the cache."""
+        return self._encoder.cache_size
+
+    @prompt_cache_size.setter
+    def prompt_cache_size(self, size: int) -> None:
+        with self._lock:
+            self._encoder = PromptEncoder(self._pipeline, cache_size=size)
+
     def __repr__(self) -> str:
         return f"<Generator {self._version.title} model={self._model!r}>"
 
@@ -997,29 +433,23 @@ class Generator:
 
     def __call__(
         self,
-        prompt: str | Prompt,
+        prompt: str | Prompt | GenerationOptions,
         *,
-        negative_prompt: str | None = None,
-        width: int | None = None,
-        height: int | None = None,
-        aspect: str | None = None,
-        steps: int | None = None,
-        guidance_scale: float | None = None,
-        sampler: str | None = None,
-        seed: int | None = None,
-        num_images: int = 1,
-        add_quality_tags: bool = True,
-        clip_skip: int | None = None,
-        hires: HiresParameters | float | None = None,
         callback_on_step_end: Callable[..., Any] | None = None,
         progress: bool = True,
+        **options: Any,
     ) -> GenerationResult:
         """Generate images. Every option defaults to the model card's recommendation.
+
+        The options are the fields of :class:`animagine.GenerationOptions` (the one list of
+        them, shared with batch input and the command line): pass them as keywords, or pass a
+        ``GenerationOptions`` as ``prompt``.
 
         Args:
             prompt: Prompt text (parsed for this generator's version, tags put in its training
                 order) or a :class:`Prompt` of this version (a Prompt of another version is an
-                error: convert it first with ``prompt.convert(gen.version)``).
+                error: convert it first with ``prompt.convert(gen.version)``), or a whole
+                :class:`animagine.GenerationOptions`.
             negative_prompt: Default: the version's (:attr:`ModelVersion.negative_prompt`);
                 ``""`` for none. A1111 weighting syntax works.
             width: Image width, a multiple of 8 from 64 to 4096 (default 832).
@@ -1060,143 +490,60 @@ class Generator:
             PromptSyntaxError: prompt or negative prompt text that does not parse.
             ImportError: a sampler whose extra dependency is missing.
 
-        With ``hires``, every check (the upscaled size included) runs before any model work.
+        Every check (the upscaled size included) runs before any model work: see :meth:`check`.
         """
-        plan = self._plan(
-            prompt,
-            negative_prompt=negative_prompt,
-            width=width,
-            height=height,
-            aspect=aspect,
-            steps=steps,
-            guidance_scale=guidance_scale,
-            sampler=sampler,
-            seed=seed,
-            num_images=num_images,
-            add_quality_tags=add_quality_tags,
-            clip_skip=clip_skip,
-            hires=hires,
-        )
+        plan = self.check(prompt, **options)
         if callback_on_step_end is not None and not callable(callback_on_step_end):
             raise GenerationTypeError(
                 f"callback_on_step_end must be callable, got {type(callback_on_step_end).__name__}"
             )
-        _bool_argument("progress", progress)
-        scheduler = _make_scheduler(plan.sampler, self._scheduler_config)
+        bool_argument("progress", progress)
+        scheduler = make_scheduler(resolve_sampler(plan.sampler), self._scheduler_config)
         images, extra = self._run(plan, scheduler, callback_on_step_end, progress)
         parameters = tuple(self._parameters(plan, seed, extra) for seed in plan.seeds)
         return GenerationResult(images=images, seeds=plan.seeds, parameters=parameters)
 
-    def _plan(
-        self,
-        prompt: object,
-        *,
-        negative_prompt: object,
-        width: object,
-        height: object,
-        aspect: object,
-        steps: object,
-        guidance_scale: object,
-        sampler: object,
-        seed: object,
-        num_images: object,
-        add_quality_tags: object,
-        clip_skip: object,
-        hires: object = None,
-    ) -> _Plan:
-        version = self._version
-        defaults = version.defaults
-        count = _int_argument("num_images", num_images, 1, MAX_IMAGES)
-        steps_ = defaults.steps if steps is None else _int_argument("steps", steps, 1, MAX_STEPS)
-        guidance = (
-            defaults.guidance_scale
-            if guidance_scale is None
-            else _guidance_argument(guidance_scale)
-        )
-        sampler_ = _resolve_sampler(defaults.sampler if sampler is None else sampler)
-        width_ = None if width is None else _size_argument("width", width)
-        height_ = None if height is None else _size_argument("height", height)
-        if aspect is not None:
-            bucket = _aspect_size(aspect, version)
-            if (width_ is not None and width_ != bucket[0]) or (
-                height_ is not None and height_ != bucket[1]
-            ):
-                raise GenerationArgumentError(
-                    f"aspect={aspect!r} means {bucket[0]}x{bucket[1]}, which conflicts with"
-                    f" width={width!r}, height={height!r}; pass aspect or width/height"
-                )
-            width_, height_ = bucket
-        width_ = defaults.width if width_ is None else width_
-        height_ = defaults.height if height_ is None else height_
-        hires_ = _hires_argument(hires, width_, height_, steps_)
-        if seed is None:
-            first = secrets.randbits(32)
-        else:
-            first = _int_argument("seed", seed, 0, _MAX_SEED)
-            if first + count - 1 > _MAX_SEED:
-                raise GenerationArgumentError(
-                    f"seed={first} with num_images={count} runs past 2**64 - 1"
-                )
-        skip = self._clip_skip(clip_skip)
-        add_quality = _bool_argument("add_quality_tags", add_quality_tags)
-        if negative_prompt is None:
-            negative = version.negative_prompt
-        elif isinstance(negative_prompt, str):
-            negative = negative_prompt
-        else:
-            raise GenerationTypeError(
-                f"negative_prompt must be a str or None, got {type(negative_prompt).__name__}"
-            )
-        negative_tags = tuple(item.tag for item in parse_tags(negative))
-        if isinstance(prompt, Prompt):
-            if prompt.version != version:
-                raise GenerationArgumentError(
-                    f"prompt is a {prompt.version.title} Prompt but this generator runs"
-                    f" {version.title}; convert it first: prompt.convert({version.name!r})"
-                )
-            parsed = prompt
-        elif isinstance(prompt, str):
-            parsed = Prompt.parse(prompt, version=version)
-        else:
-            raise GenerationTypeError(
-                f"prompt must be a str or animagine.Prompt, got {type(prompt).__name__}"
-            )
-        if add_quality:
-            parsed = parsed.with_quality_tags()
-        return _Plan(
-            prompt=parsed,
-            negative=negative,
-            width=width_,
-            height=height_,
-            steps=steps_,
-            guidance_scale=guidance,
-            sampler=sampler_,
-            seeds=tuple(range(first, first + count)),
-            clip_skip=skip,
-            negative_tags=negative_tags,
-            hires=hires_,
-        )
+    def check(self, prompt: str | Prompt | GenerationOptions, **options: Any) -> GenerationPlan:
+        """Check a call without generating: the :class:`animagine.GenerationPlan` it would run.
 
-    def _clip_skip(self, clip_skip: object) -> int | None:
-        if clip_skip is None:
-            return None
-        layers = min(
+        Takes what :meth:`__call__` takes (the options, not the run switches). Applies the
+        version's defaults; draws the seed when none is given (pass the plan's ``seeds[0]`` to
+        generate the same images).
+
+        Raises:
+            GenerationArgumentError: a value out of range (the message names the option).
+            GenerationTypeError: an option of the wrong type, or an unknown option.
+            PromptSyntaxError: prompt or negative prompt text that does not parse.
+            MissingDependencyError: a sampler whose extra dependency is missing.
+        """
+        if isinstance(prompt, GenerationOptions):
+            if options:
+                raise GenerationTypeError(
+                    "pass either a GenerationOptions or keyword options, not both; use"
+                    " attrs.evolve(options, ...) to change one"
+                )
+            checked = prompt
+        else:
+            check_names(tuple(options))
+            checked = GenerationOptions(prompt=prompt, **options)
+        return plan_generation(checked, self._version, clip_skip_layers=self._clip_skip_layers())
+
+    def _clip_skip_layers(self) -> int:
+        return min(
             int(self._pipeline.text_encoder.config.num_hidden_layers),
             int(self._pipeline.text_encoder_2.config.num_hidden_layers),
         )
-        value = _int_argument("clip_skip", clip_skip, 0, layers - 1)
-        return value or None
 
     def _run(
         self,
-        plan: _Plan,
+        plan: GenerationPlan,
         scheduler: Any,
         callback: Callable[..., Any] | None,
         progress: bool,
     ) -> tuple[tuple[Image, ...], dict[str, str]]:
-        torch = _import("torch")
-        numpy = _import("numpy")
-        pil = _import("PIL.Image")
+        torch = require("torch")
+        numpy = require("numpy")
+        pil = require("PIL.Image")
         with self._lock:
             embeddings = self._encoder.encode(
                 plan.prompt.tags, plan.negative_tags, clip_skip=plan.clip_skip,
@@ -1227,7 +574,7 @@ class Generator:
                         output_type="np" if plan.hires is None else "latent",
                     )
                     if plan.hires is not None:
-                        output = self._hires_pass(plan, plan.hires, output.images, common, progress)
+                        output = self._hires_pass(plan, output.images, common, progress)
             finally:
                 pipeline.scheduler = previous
         array = numpy.asarray(output.images, dtype=numpy.float32)
@@ -1246,59 +593,63 @@ class Generator:
 
     def _hires_pass(
         self,
-        plan: _Plan,
-        hires: _HiresPlan,
+        plan: GenerationPlan,
         latents: torch.Tensor,
         common: Mapping[str, Any],
         progress: bool,
     ) -> Any:
         """The demo's hires fix: upscale the latents, then img2img them at ``strength``."""
-        functional = _import("torch.nn.functional")
+        assert plan.hires is not None
+        assert plan.hires_size is not None
+        functional = require("torch.nn.functional")
+        upscaler = upscaler_named(plan.hires.upscaler)
         factor = int(getattr(self._pipeline, "vae_scale_factor", 8))
-        size = (hires.height // factor, hires.width // factor)
-        if hires.upscaler.antialias:
+        size = (plan.hires_size[1] // factor, plan.hires_size[0] // factor)
+        if upscaler.antialias:
             upscaled = functional.interpolate(
-                latents, size=size, mode=hires.upscaler.mode, antialias=True
+                latents, size=size, mode=upscaler.mode, antialias=True
             )
         else:
-            upscaled = functional.interpolate(latents, size=size, mode=hires.upscaler.mode)
-        img2img = self._img2img_pipeline()
+            upscaled = functional.interpolate(latents, size=size, mode=upscaler.mode)
+        img2img = self.img2img_pipeline
         # A scheduler of its own: the first pass's may hold state (multistep solvers).
-        img2img.scheduler = _make_scheduler(plan.sampler, self._scheduler_config)
+        img2img.scheduler = make_scheduler(resolve_sampler(plan.sampler), self._scheduler_config)
         img2img.set_progress_bar_config(disable=not progress)
         return img2img(
             **common,
             image=upscaled,
-            strength=hires.parameters.strength,
-            num_inference_steps=hires.steps,
+            strength=plan.hires.strength,
+            num_inference_steps=plan.hires_steps,
             output_type="np",
         )
 
-    def _img2img_pipeline(self) -> Any:
-        """A ``StableDiffusionXLImg2ImgPipeline`` on the pipeline's own modules (no copies)."""
+    @property
+    def img2img_pipeline(self) -> Any:
+        """The ``StableDiffusionXLImg2ImgPipeline`` the hires fix runs on: this pipeline's own
+        modules (no copies).
+
+        Built with diffusers' ``from_pipe``, once, and again only when a component of the
+        pipeline was replaced.
+        """
         pipeline = self._pipeline
-        components = tuple(getattr(pipeline, name, None) for name in _IMG2IMG_COMPONENTS)
+        components = tuple(getattr(pipeline, name, None) for name in SDXL_COMPONENTS)
         if self._img2img is not None and all(
             new is old for new, old in zip(components, self._img2img[0], strict=True)
         ):
             return self._img2img[1]
-        diffusers = _import("diffusers")
-        config = getattr(pipeline, "config", None) or {}
-        img2img = diffusers.StableDiffusionXLImg2ImgPipeline(
-            **dict(zip(_IMG2IMG_COMPONENTS, components, strict=True)),
-            scheduler=pipeline.scheduler,
-            force_zeros_for_empty_prompt=bool(config.get("force_zeros_for_empty_prompt", True)),
-            add_watermarker=False,
-        )
+        diffusers = require("diffusers")
+        img2img = diffusers.StableDiffusionXLImg2ImgPipeline.from_pipe(pipeline)
         self._img2img = (components, img2img)
         return img2img
 
-    def _parameters(self, plan: _Plan, seed: int, extra: Mapping[str, str]) -> GenerationParameters:
+    def _parameters(
+        self, plan: GenerationPlan, seed: int, extra: Mapping[str, str]
+    ) -> GenerationParameters:
         return GenerationParameters(
             prompt=str(plan.prompt),
-            negative_prompt=plan.negative,
+            negative_prompt=plan.negative_prompt,
             steps=plan.steps,
-            sampler=plan.sampler.name,
+            sampler=plan.sampler,
             guidance_scale=plan.guidance_scale,
             seed=seed,
             width=plan.width,
@@ -1306,7 +657,7 @@ class Generator:
             model=self._model,
             version=self._version.name,
             clip_skip=plan.clip_skip,
-            hires=None if plan.hires is None else plan.hires.parameters,
+            hires=plan.hires,
             structured_prompt=plan.prompt.to_json(),
             extra=extra,
         )
@@ -1356,19 +707,19 @@ class Generator:
         """
         if not isinstance(lora, (str, os.PathLike)):
             raise GenerationTypeError(f"lora must be a str or path, got {type(lora).__name__}")
-        scale = _number_argument("weight", weight)
+        scale = number_argument("weight", weight)
         if adapter_name is not None:
             if not isinstance(adapter_name, str):
                 raise GenerationTypeError(
                     f"adapter_name must be a str, got {type(adapter_name).__name__}"
                 )
-            if not _ADAPTER_NAME.fullmatch(adapter_name):
+            if not ADAPTER_NAME.fullmatch(adapter_name):
                 raise GenerationArgumentError(
                     f"adapter_name must be letters, digits, '_' and '-', got {adapter_name!r}"
                 )
         options = dict(options)
         allow_pickle = _check_pickle_option(options)
-        _import("peft")  # diffusers loads LoRAs through peft
+        require("peft")  # diffusers loads LoRAs through peft
         text = os.fspath(lora)
         path = Path(text).expanduser()
         weight_name = options.pop("weight_name", None)
@@ -1382,7 +733,7 @@ class Generator:
                 raise GenerationArgumentError(
                     f"weight_name={weight_name!r} is for folders and hub ids; {text!r} is a file"
                 )
-            _check_weight_suffix(path.name, allow_pickle, "LoRA file")
+            check_weight_suffix(path.name, allow_pickle, "LoRA file")
             source, weight_name, local = str(path.parent), path.name, path
             # diffusers' own file name says nothing: name the LoRA after its folder then.
             generic = path.stem == "pytorch_lora_weights"
@@ -1390,16 +741,16 @@ class Generator:
         elif path.is_dir():
             folder = path / str(options.get("subfolder") or "")
             if weight_name is None:
-                weight_name = _lora_file_in(folder, allow_pickle)
+                weight_name = lora_file_in(folder, allow_pickle)
             else:
-                _check_weight_suffix(weight_name, allow_pickle, "weight_name")
+                check_weight_suffix(weight_name, allow_pickle, "weight_name")
             local = folder / weight_name
             if not local.is_file():
                 raise ModelLoadError(f"no such LoRA file: {os.fspath(local)!r}")
             source = str(path)
             default_name = path.name
         elif (
-            path.suffix.lower() in _LORA_SUFFIXES
+            path.suffix.lower() in LORA_SUFFIXES
             or text.startswith((".", "/", "~"))
             or text.count("/") > 1
             or os.sep in text.replace("/", "")
@@ -1407,7 +758,7 @@ class Generator:
             raise ModelLoadError(f"no such LoRA file or folder: {text!r}")
         else:
             if weight_name is not None:
-                _check_weight_suffix(weight_name, allow_pickle, "weight_name")
+                check_weight_suffix(weight_name, allow_pickle, "weight_name")
             source = text
             default_name = text.rsplit("/", 1)[-1]
         if weight_name is not None:
@@ -1415,7 +766,7 @@ class Generator:
             options["use_safetensors"] = weight_name.lower().endswith(".safetensors")
         elif not allow_pickle:
             options["use_safetensors"] = True
-        file_hash = None if local is None else _lora_hash(local)
+        file_hash = None if local is None else lora_hash(local)
         with self._lock:
             if adapter_name is None:
                 base = re.sub(r"[^\w\-]", "_", default_name) or "lora"
@@ -1430,13 +781,13 @@ class Generator:
             else:
                 name = adapter_name
             self._load_adapter(source, name, text, options)
-            self._loras[name] = _Lora(name, scale, file_hash)
+            self._loras[name] = Lora(name, scale, file_hash)
             self._apply_lora_weights()
         return name
 
     def _load_adapter(self, source: str, name: str, label: str, options: dict[str, Any]) -> None:
         pipeline = self._pipeline
-        safetensors = _import("safetensors")
+        safetensors = require("safetensors")
         self._encoder.clear_cache()
         try:
             with warnings.catch_warnings():
@@ -1481,7 +832,7 @@ class Generator:
             raise GenerationTypeError(
                 f"weights must be a mapping of adapter name to weight, got {type(weights).__name__}"
             )
-        checked = {name: _number_argument(f"weights[{name!r}]", w) for name, w in weights.items()}
+        checked = {name: number_argument(f"weights[{name!r}]", w) for name, w in weights.items()}
         with self._lock:
             self._check_loaded(checked)
             for name, weight in checked.items():
@@ -1522,43 +873,6 @@ class Generator:
         if hashes:
             extra["Lora hashes"] = ", ".join(hashes)
         extra["Lora weights"] = ", ".join(
-            f"{lora.name}: {_format_weight(lora.weight)}" for lora in self._loras.values()
+            f"{lora.name}: {format_weight(lora.weight)}" for lora in self._loras.values()
         )
         return extra
-
-
-def _choose_vae(
-    options: dict[str, Any], torch_dtype: torch.dtype | None, version: ModelVersion
-) -> bool:
-    """Put the VAE to load into ``options`` (the caller's, or the version's fp16-fix one).
-
-    Returns whether the bundled VAE must decode in float32. Runs before ``local_files_only``
-    gets its default, so the fp16-fix VAE may come from the hub (or its cache).
-    """
-    vae_given = "vae" in options
-    vae = options.pop("vae", None)
-    vae_id, upcast = _vae_plan(torch_dtype, version, vae_given, vae)
-    if vae is not None:
-        options["vae"] = vae
-    elif vae_id is not None:
-        options["vae"] = _load_fix_vae(vae_id, torch_dtype, options)
-    return upcast
-
-
-def _load_fix_vae(hub_id: str, dtype: torch.dtype | None, options: Mapping[str, Any]) -> Any:
-    """The fp16-fix VAE, with the loading options that make sense for one model."""
-    diffusers = _import("diffusers")
-    passed = {
-        key: options[key]
-        for key in ("cache_dir", "local_files_only", "token", "proxies")
-        if key in options
-    }
-    if dtype is not None:
-        passed[_dtype_keyword()] = dtype
-    return diffusers.AutoencoderKL.from_pretrained(hub_id, use_safetensors=True, **passed)
-
-
-def _bundled_config() -> Path | None:
-    """The diffusers-format SDXL config in ``animagine/_data/sdxl``, if this build ships one."""
-    folder = Path(__file__).parent.parent / "_data" / "sdxl"
-    return folder if (folder / "model_index.json").is_file() else None
