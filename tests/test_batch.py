@@ -31,7 +31,7 @@ from animagine.apps.batch import (
 )
 
 if TYPE_CHECKING:
-    from animagine.generation._generator import Generator
+    from animagine.generation import Generator
     from animagine.testing import TinyModelPaths
 
 pytestmark = [
@@ -73,7 +73,7 @@ def test_read_jsonl_reports_bad_lines_by_number() -> None:
     messages = {line.line: line.message for line in bad}
     assert messages[3].startswith("not JSON")
     assert "JSON object" in messages[5]
-    assert "steps must be an integer" in messages[6]
+    assert "steps must be an int" in messages[6]
     assert "unknown option 'cfg'" in messages[7]
     assert messages[8] == "no prompt"
     assert "seed" in messages[9]
@@ -139,7 +139,7 @@ def test_output_names_and_seeds() -> None:
     )
     assert derive_seed(0, 1) == derive_seed(0, 1) != derive_seed(0, 2) != derive_seed(1, 2)
     assert 0 <= derive_seed(5, 10) < 2**32
-    with pytest.raises(ValueError, match="unknown option"):
+    with pytest.raises(TypeError, match="unknown option 'cfg'"):
         BatchItem(1, {"prompt": "a", "cfg": 3})
 
 
@@ -175,7 +175,7 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
 
 @pytest.fixture
 def tiny_generator(tiny_pipeline: Any) -> Generator:
-    from animagine.generation._generator import Generator
+    from animagine.generation import Generator
 
     return Generator(tiny_pipeline, version="v4", model="tiny")
 
@@ -194,7 +194,7 @@ def _leftovers(out: Path) -> list[str]:
 
 @pytest.mark.generate
 def test_run_batch_writes_images_and_manifest(tiny_generator: Generator, tmp_path: Path) -> None:
-    from animagine.metadata._records import read_parameters
+    from animagine.metadata import read_parameters
 
     items = [
         BatchItem(3, {"prompt": "1girl, smile", **SMALL, "seed": 42}),
@@ -256,12 +256,17 @@ def test_hires_as_a_number_or_an_object(tiny_generator: Generator, tmp_path: Pat
         '{"prompt": "1girl", "hires": 1.5}\n'
         '{"prompt": "1boy", "hires": {"scale": 2, "strength": 0.5, "upscaler": "Latent"}}\n'
         '{"prompt": "1boy", "hires": {"scale": 2, "denoise": 0.5}}\n'
+        '{"prompt": "1girl", "hires": {"scale": 1.5}}\n'
     )
     items, bad = read_batch(source, defaults={**SMALL, "steps": 2})  # 1 hires step at 0.5
-    assert bad == (BadLine(3, "unknown hires key(s) 'denoise'"),)
+    assert bad == (
+        BadLine(3, "unknown hires key(s) 'denoise'; hires takes scale, strength, upscaler, steps"),
+    )
     summary = run_batch(tiny_generator, items, tmp_path / "out", progress=False)
-    assert (summary.done, summary.failed) == (2, 0)
+    assert (summary.done, summary.failed) == (3, 0)
     rows = _manifest(tmp_path / "out")
+    # A partial object takes the demo's defaults, as a bare number does.
+    assert rows[2]["parameters"]["hires"] == rows[0]["parameters"]["hires"]
     assert rows[1]["input"]["hires"] == {"scale": 2, "strength": 0.5, "upscaler": "Latent"}
     assert rows[1]["parameters"]["hires"]["upscaler"] == "Latent"
     with Image.open(tmp_path / "out" / "000001.png") as image:
@@ -298,7 +303,7 @@ def test_invalid_options_fail_by_line_or_stop_strict(
 def test_keyboard_interrupt_leaves_finished_items_and_no_temp_files(
     tiny_pipeline: Any, tmp_path: Path
 ) -> None:
-    from animagine.generation._generator import Generator
+    from animagine.generation import Generator
 
     class StopsAtThirdCall(Generator):
         calls = 0
@@ -335,9 +340,9 @@ def test_cli_with_a_single_file_checkpoint(
     argv = [str(source), "-o", str(out), "--model", str(tiny_model_paths.single_file)]
     argv += ["--config", str(tiny_model_paths.folder), "--version", "v4"]
     argv += ["--width", "64", "--height", "64", "--no-progress", "--no-quality-tags"]
-    assert main_batch(_parse(argv)) == 1  # line 3 fails, line 2 is made
+    assert main_batch(_parse(argv)) == 1  # line 3 is bad, line 2 is made
     captured = capsys.readouterr()
-    assert "batch: 2 items: 1 done, 0 skipped, 1 failed" in captured.out
+    assert "batch: 1 items: 1 done, 0 skipped, 0 failed" in captured.out
     assert "prompts.csv:3: steps must be between 1 and 200, got 70000" in captured.err
     assert [row["file"] for row in _manifest(out)] == ["000002.png"]
     assert _manifest(out)[0]["parameters"]["model"] == "tiny-sdxl"
@@ -440,7 +445,7 @@ def reaper() -> Iterator[list[subprocess.Popen[bytes]]]:
 def _check_complete(out: Path, lines: int) -> None:
     from PIL import Image
 
-    from animagine.metadata._records import read_parameters
+    from animagine.metadata import read_parameters
 
     names = [f"{n:06d}.png" for n in range(1, lines + 1)]
     assert _pngs(out) == names  # exactly one image per line

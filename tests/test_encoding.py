@@ -110,7 +110,11 @@ def test_fragments_break_like_a1111() -> None:
     # Rendered "a BREAK b": A1111 drops the whitespace around BREAK.
     assert str(Prompt(general=tags_of("a", BREAK, "b"))) == "a BREAK b"
     assert prompt_fragments(tags_of("a", BREAK, "b")) == [("a", 1.0), None, ("b", 1.0)]
-    assert prompt_fragments(tags_of(("a", 1.2), BREAK, ("b", 1.2))) == [("a", 1.2), None, ("b", 1.2)]
+    assert prompt_fragments(tags_of(("a", 1.2), BREAK, ("b", 1.2))) == [
+        ("a", 1.2),
+        None,
+        ("b", 1.2),
+    ]
     assert prompt_fragments([]) == []
 
 

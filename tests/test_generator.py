@@ -352,9 +352,7 @@ def test_float16_loading_gets_a_safe_vae(
     v4 = Generator.from_pretrained(tiny_model_paths.folder, version="v4", dtype="fp16")
     assert "vae" not in seen
     assert v4.pipeline.vae.config.force_upcast is True
-    kept = Generator.from_pretrained(
-        tiny_model_paths.folder, version="v3", dtype="fp16", vae=None
-    )
+    kept = Generator.from_pretrained(tiny_model_paths.folder, version="v3", dtype="fp16", vae=None)
     assert "vae" not in seen  # vae=None keeps the bundled VAE, not "no VAE"
     assert kept.pipeline.vae.config.force_upcast is True
     for dtype in ("float32", "bfloat16"):

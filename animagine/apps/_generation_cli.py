@@ -151,6 +151,10 @@ def check_model_arguments(args: argparse.Namespace) -> None:
             an unknown dtype, a CUDA device without CUDA.
         ModelLoadError: a model that is neither a local path nor a hub id that can be fetched.
     """
+    from animagine.extras import require  # noqa: PLC0415
+
+    for module in ("torch", "diffusers", "transformers"):
+        require(module, what=f"animagine {getattr(args, 'command', 'generate')}")
     model = str(args.model)
     path = Path(model).expanduser()
     suffix = path.suffix.lower()

@@ -918,6 +918,13 @@ def _main_batch(args: argparse.Namespace, defaults: Mapping[str, object]) -> int
         return 2
     # Before torch is imported: under a launcher, only the first process speaks.
     say = os.environ.get("RANK", "0") == "0"
+    if bad and say:
+        for line in bad:
+            _err(f"{args.input}:{line.line}: {line.message}")
+    if bad and args.strict:
+        if say:
+            _err(f"animagine batch: {len(bad)} bad line(s); nothing done (--strict)")
+        return 2
     base_seed = 0 if args.seed is None else args.seed
     try:
         if not 0 <= base_seed <= MAX_SEED:
@@ -941,13 +948,13 @@ def _main_batch(args: argparse.Namespace, defaults: Mapping[str, object]) -> int
     if late:
         items = tuple(checked)
         bad = tuple(sorted((*bad, *late), key=lambda line: line.line))
-    if bad and say:
-        for line in bad:
-            _err(f"{args.input}:{line.line}: {line.message}")
-    if bad and args.strict:
         if say:
-            _err(f"animagine batch: {len(bad)} bad line(s); nothing done (--strict)")
-        return 2
+            for line in late:
+                _err(f"{args.input}:{line.line}: {line.message}")
+        if args.strict:
+            if say:
+                _err(f"animagine batch: {len(late)} bad line(s); nothing done (--strict)")
+            return 2
     state = _make_state()
     say = state.is_main_process
     try:
