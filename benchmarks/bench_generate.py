@@ -125,7 +125,7 @@ def _uncached(gen: Any, pipe: Any) -> Any:
     ``Generator`` has no public cache option, so its private encoder is replaced by a
     ``PromptEncoder`` with ``cache_size=0`` (the same class, the same semantics, no cache).
     """
-    from animagine.generation._encoding import PromptEncoder
+    from animagine.generation import PromptEncoder
 
     gen._encoder = PromptEncoder(pipe, cache_size=0)
     return gen
@@ -360,8 +360,8 @@ def _micro(fn: Callable[[], Any], repeats: int) -> float:
 def pieces(*, pipe: Any, settings: Settings) -> list[tuple[str, float]]:
     """Per-call work of ours outside the pipeline, and diffusers' own encoding, in µs."""
     from animagine import Prompt
-    from animagine.core._grammar import parse_tags
-    from animagine.generation._encoding import PromptEncoder
+    from animagine.core import parse_tags
+    from animagine.generation import PromptEncoder
     from animagine.generation._generator import _make_scheduler, _resolve_sampler
 
     tags = Prompt.parse(PROMPT, version=VERSION).tags
@@ -435,8 +435,8 @@ def compare_embeddings(pipe: Any) -> dict[str, float]:
     """Max abs difference of animagine's embeddings and ``pipe.encode_prompt``'s, per tensor,
     for the equal-work prompt (0.0: bit-identical)."""
     from animagine import Prompt
-    from animagine.core._grammar import parse_tags
-    from animagine.generation._encoding import PromptEncoder
+    from animagine.core import parse_tags
+    from animagine.generation import PromptEncoder
 
     ours = PromptEncoder(pipe, cache_size=0).encode(
         Prompt.parse(PROMPT, version=VERSION).tags,
@@ -780,8 +780,8 @@ def report(
 def _check_prompts(pipe: Any) -> dict[str, tuple[int, int]]:
     """Tokens and chunks of each prompt; the text sent must be the text given."""
     from animagine import Prompt
-    from animagine.core._grammar import parse_tags
-    from animagine.generation._encoding import chunk_tokens
+    from animagine.core import parse_tags
+    from animagine.generation import chunk_tokens
 
     sizes: dict[str, tuple[int, int]] = {}
     for text in (*UNIQUE_PROMPTS, LONG_PROMPT):

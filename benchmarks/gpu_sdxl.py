@@ -286,7 +286,7 @@ class Generation:
     """One image as an application makes it: parse, encode (animagine), denoise, decode, PIL."""
 
     def __init__(self, pipe: Any, *, width: int, height: int, steps: int, seed: int) -> None:
-        from animagine.generation._encoding import PromptEncoder
+        from animagine.generation import PromptEncoder
 
         self.pipe = pipe
         self.width, self.height, self.steps, self.seed = width, height, steps, seed

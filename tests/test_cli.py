@@ -405,7 +405,7 @@ def _png(path: Path, chunks: dict[str, str]) -> Path:
 def _ours(tmp_path: Path) -> tuple[Path, Any]:
     from PIL import Image
 
-    from animagine.metadata._records import GenerationParameters, write_png
+    from animagine.metadata import GenerationParameters, write_png
 
     parameters = GenerationParameters(
         prompt="1girl, hatsune miku, vocaloid, solo, masterpiece, high score, absurdres",
