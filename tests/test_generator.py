@@ -676,12 +676,17 @@ def test_sampler_names_map_to_schedulers(
     [("LMS", "scipy"), ("DPM++ SDE", "torchsde"), ("DPM++ SDE Karras", "torchsde")],
 )
 def test_samplers_with_extra_dependencies(
-    gen: Any, no_model_work: Spy, name: str, module: str
+    gen: Any, no_model_work: Spy, monkeypatch: pytest.MonkeyPatch, name: str, module: str
 ) -> None:
-    if importlib.util.find_spec(module) is not None:
-        pytest.skip(f"{module} is installed")
-    with pytest.raises(ImportError, match=f"pip install {module}"):
+    """Without the sampler's package: one clear error, before any model work."""
+    from animagine.errors import MissingDependencyError
+
+    monkeypatch.setitem(sys.modules, module, None)  # `import module` now fails
+    with pytest.raises(MissingDependencyError, match=f"pip install {module}") as info:
         gen("1girl", sampler=name, **SMALL)
+    assert isinstance(info.value, ImportError)
+    with pytest.raises(MissingDependencyError):
+        animagine.GenerationOptions(prompt="1girl", sampler=name)
 
 
 def test_every_available_sampler_runs(gen: Any) -> None:

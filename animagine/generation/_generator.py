@@ -66,7 +66,6 @@ from animagine.generation._hires import upscaler_named
 from animagine.generation._loading import (
     DEFAULT_MODEL,
     PICKLE_SUFFIXES,
-    bundled_config,
     _check_pickle_option,
     _choose_vae,
     _dtype_keyword,
@@ -74,6 +73,7 @@ from animagine.generation._loading import (
     _resolve_device,
     _resolve_dtype,
     _version_for,
+    bundled_config,
     check_folder,
     check_model_reference,
     check_safetensors,
@@ -450,45 +450,19 @@ class Generator:
                 order) or a :class:`Prompt` of this version (a Prompt of another version is an
                 error: convert it first with ``prompt.convert(gen.version)``), or a whole
                 :class:`animagine.GenerationOptions`.
-            negative_prompt: Default: the version's (:attr:`ModelVersion.negative_prompt`);
-                ``""`` for none. A1111 weighting syntax works.
-            width: Image width, a multiple of 8 from 64 to 4096 (default 832).
-            height: Image height, likewise (default 1216).
-            aspect: A trained bucket instead of ``width``/``height``: ``"portrait"``
-                (832x1216), ``"landscape"`` (1216x832), ``"square"`` (1024x1024), a bucket size
-                (``"1344x768"``), its exact ratio (``"13:19"``, ``"7:4"``) or a conventional label
-                (``"2:3"``, ``"3:2"``, ``"4:3"``, ``"3:4"``, ``"16:9"``, ``"9:16"``, ``"21:9"``,
-                ``"9:21"``, ``"1:1"``). An error when ``width``/``height`` say otherwise.
-            steps: Sampling steps, 1 to 200 (default 28).
-            guidance_scale: CFG, above 0 and at most 30 (default: 5 for 4.0, 7 for 3.x).
-            sampler: An A1111 sampler name (:data:`SAMPLERS`), any case (default ``"Euler a"``).
-            seed: 0 to 2**64 - 1; image ``i`` uses ``seed + i``. Default: a random 32-bit seed,
-                recorded in the result.
-            num_images: 1 to 64.
-            add_quality_tags: Add the version's recommended quality tags that the prompt lacks,
-                where the version puts them.
-            clip_skip: Text encoder layers to skip (diffusers' convention; 0 is None).
-            hires: A second, img2img pass at a larger size, as the official demo does it: the
-                first pass's latents are upscaled and denoised again at ``strength``, with the
-                same prompt embeddings, guidance, sampler and seeds. A number is the upscale
-                factor with the demo's other settings (``hires=1.5`` is
-                ``HiresParameters(scale=1.5, strength=0.55, upscaler="Latent (nearest-exact)")``).
-                A :class:`animagine.HiresParameters` gives ``scale`` (1 to 4), ``strength``
-                (above 0, at most 1), ``upscaler`` (:data:`HIRES_UPSCALERS`, latent upscalers
-                only) and ``steps`` (1 to 200; ``None``: the first pass's). As in diffusers and
-                A1111, the second pass runs ``int(steps * strength)`` steps, which must be at
-                least 1. The images come out at ``round(side * scale)`` down to a multiple of 8;
-                :attr:`GenerationResult.parameters` record the first pass's size and ``hires``
-                (A1111's ``Size`` and ``Hires upscale``).
+            **options: The other fields of :class:`animagine.GenerationOptions`
+                (``negative_prompt``, ``width``, ``height``, ``aspect``, ``steps``,
+                ``guidance_scale``, ``sampler``, ``seed``, ``num_images``, ``add_quality_tags``,
+                ``clip_skip``, ``hires``), documented there.
             callback_on_step_end: diffusers' step callback, passed through (to both passes
                 with ``hires``; step numbers start again at 0 for the second).
             progress: Show diffusers' progress bar.
 
         Raises:
             GenerationArgumentError: a value out of range (the message names the argument).
-            GenerationTypeError: an argument of the wrong type.
+            GenerationTypeError: an argument of the wrong type, or an unknown option.
             PromptSyntaxError: prompt or negative prompt text that does not parse.
-            ImportError: a sampler whose extra dependency is missing.
+            MissingDependencyError: a sampler whose extra dependency is missing.
 
         Every check (the upscaled size included) runs before any model work: see :meth:`check`.
         """

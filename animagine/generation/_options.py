@@ -215,11 +215,48 @@ def _field(
 class GenerationOptions:
     """The options of one generation call, each checked when the record is made.
 
-    ``None`` (the default of most fields) means the model version's recommendation; see
-    :meth:`animagine.Generator.__call__` for what each option does. Making a record checks
+    ``None`` (the default of most fields) means the model version's recommendation. Making a
+    record checks
     everything that does not depend on the model: types, ranges, sampler names (and their extra
     dependency), hires settings. :func:`plan_generation` (or :meth:`animagine.Generator.check`)
     checks the rest.
+
+    Attributes:
+        prompt: Prompt text (parsed for the generator's version, tags put in its training
+            order) or a :class:`animagine.Prompt` of that version.
+        negative_prompt: Default: the version's (:attr:`animagine.ModelVersion.negative_prompt`);
+            ``""`` for none. A1111 weighting syntax works.
+        width: Image width, a multiple of 8 from 64 to 4096 (default 832).
+        height: Image height, likewise (default 1216).
+        aspect: A trained bucket instead of ``width``/``height``: ``"portrait"``
+            (832x1216), ``"landscape"`` (1216x832), ``"square"`` (1024x1024), a bucket size
+            (``"1344x768"``), its exact ratio (``"13:19"``, ``"7:4"``) or a conventional label
+            (``"2:3"``, ``"3:2"``, ``"4:3"``, ``"3:4"``, ``"16:9"``, ``"9:16"``, ``"21:9"``,
+            ``"9:21"``, ``"1:1"``). An error when ``width``/``height`` say otherwise.
+        steps: Sampling steps, 1 to 200 (default 28).
+        guidance_scale: CFG, above 0 and at most 30 (default: 5 for 4.0, 7 for 3.x).
+        sampler: An A1111 sampler name (:data:`animagine.generation.SAMPLERS`), any case
+            (default ``"Euler a"``).
+        seed: 0 to 2**64 - 1; image ``i`` uses ``seed + i``. Default: a random 32-bit seed,
+            recorded in the result.
+        num_images: 1 to 64.
+        add_quality_tags: Add the version's recommended quality tags that the prompt lacks,
+            where the version puts them.
+        clip_skip: Text encoder layers to skip (diffusers' convention; 0 is None).
+        hires: A second, img2img pass at a larger size, as the official demo does it: the
+            first pass's latents are upscaled and denoised again at ``strength``, with the
+            same prompt embeddings, guidance, sampler and seeds. A number is the upscale
+            factor with the demo's other settings (``hires=1.5`` is
+            ``HiresParameters(scale=1.5, strength=0.55, upscaler="Latent (nearest-exact)")``);
+            a mapping gives some of those fields (``{"scale": 1.5}``) and the demo's settings
+            for the rest.
+            A :class:`animagine.HiresParameters` gives ``scale`` (1 to 4), ``strength``
+            (above 0, at most 1), ``upscaler`` (:data:`animagine.generation.HIRES_UPSCALERS`,
+            latent upscalers only) and ``steps`` (1 to 200; ``None``: the first pass's). As in diffusers and
+            A1111, the second pass runs ``int(steps * strength)`` steps, which must be at
+            least 1. The images come out at ``round(side * scale)`` down to a multiple of 8;
+            :attr:`animagine.GenerationResult.parameters` record the first pass's size and ``hires``
+            (A1111's ``Size`` and ``Hires upscale``).
 
     Raises:
         GenerationTypeError: an option of the wrong type.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import sys
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -86,12 +87,22 @@ def resolve_sampler(name: object) -> Sampler:
         raise GenerationArgumentError(
             f"unknown sampler {name!r}; known samplers are {', '.join(map(repr, SAMPLERS))}"
         )
-    if sampler.requires is not None and importlib.util.find_spec(sampler.requires) is None:
+    if sampler.requires is not None and not _installed(sampler.requires):
         raise MissingDependencyError(
             f"sampler {sampler.name!r} needs {sampler.requires}: pip install {sampler.requires}"
             " (or pip install 'animagine[generate]')"
         )
     return sampler
+
+
+def _installed(module: str) -> bool:
+    """Whether ``module`` can be imported, without importing it."""
+    if module in sys.modules:
+        return sys.modules[module] is not None  # None: imports of it are blocked
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def make_scheduler(sampler: Sampler, base_config: Mapping[str, Any]) -> Any:
