@@ -30,7 +30,9 @@ def test_generate_writes_images_that_reproduce(
     argv = ["generate", "1girl,", "smile", "-o", str(out), "--seed", "7", "-n", "2"]
     model = ["--model", str(tiny_model_paths.folder), "--version", "v4", "--device", "cpu"]
     assert main([*argv, *model, *SMALL]) == 0
-    written = capsys.readouterr().out.split()
+    captured = capsys.readouterr()
+    written = captured.out.split()
+    assert captured.err == "seed: 7, 8\n"  # --no-progress: no bars at all, loading included
     assert written == [str(tmp_path / "kana-1.png"), str(tmp_path / "kana-2.png")]
     first = read_parameters(written[0])
     assert (first.seed, first.width, first.steps, first.version) == (7, 64, 2, "v4")
@@ -62,10 +64,9 @@ def test_generate_bad_option_is_one_line(
 ) -> None:
     argv = ["generate", "1girl", "-o", str(tmp_path / "x.png"), "--model"]
     assert main([*argv, str(tiny_model_paths.folder), "--version", "v4", "--steps", "0"]) == 2
-    # Loading progress may come first; the error itself is one line, last, without a traceback.
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1] == "animagine generate: error: steps must be between 1 and 200, got 0"
-    assert not any("Traceback" in line for line in err)
+    # Checked before the model is loaded: one line, no loading output, no traceback.
+    err = capsys.readouterr().err
+    assert err == "animagine generate: error: steps must be between 1 and 200, got 0\n"
 
 
 def test_generate_without_the_extra_says_what_to_install(
