@@ -8,6 +8,7 @@ sizes (832x1216) for free.
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 import shutil
 import subprocess
@@ -1196,3 +1197,66 @@ def test_load_lora_without_peft_says_what_to_install(
     with pytest.raises(ImportError, match="peft"):
         lora_gen.load_lora(lora_file)
     assert lora_gen.loras == {}
+
+
+# --- loading errors ------------------------------------------------------------------------------
+
+
+def test_corrupt_or_truncated_single_file_is_a_model_load_error(
+    tmp_path: Path, tiny_model_paths: Any
+) -> None:
+    from animagine.errors import ModelLoadError
+    from animagine.generation import Generator
+
+    garbage = tmp_path / "animagine-xl-4.0.safetensors"
+    garbage.write_bytes(b"\xff" * 64)
+    with pytest.raises(ModelLoadError, match="not a readable .safetensors file") as info:
+        Generator.from_single_file(garbage, config=tiny_model_paths.folder)
+    assert str(garbage) in str(info.value)
+    assert tiny_model_paths.single_file is not None
+    data = tiny_model_paths.single_file.read_bytes()
+    truncated = tmp_path / "animagine-xl-4.0-cut.safetensors"
+    truncated.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelLoadError, match="truncated"):
+        Generator.from_single_file(truncated, version="v4", config=tiny_model_paths.folder)
+
+
+def test_mismatched_weights_are_a_model_load_error(tmp_path: Path, tiny_model_paths: Any) -> None:
+    """A readable safetensors file that is not an SDXL checkpoint: diffusers' error, wrapped."""
+    import torch
+    from safetensors.torch import save_file
+
+    from animagine.errors import ModelLoadError
+    from animagine.generation import Generator
+
+    other = tmp_path / "animagine-xl-4.0.safetensors"
+    save_file({"something.else": torch.zeros(3)}, str(other))
+    with pytest.raises(ModelLoadError, match="cannot load") as info:
+        Generator.from_single_file(other, config=tiny_model_paths.folder)
+    assert "\n" not in str(info.value)
+
+
+def test_folder_with_custom_code_is_refused(tmp_path: Path, tiny_model_paths: Any) -> None:
+    import shutil
+
+    from animagine.errors import ModelLoadError
+    from animagine.generation import Generator
+
+    folder = tmp_path / "animagine-xl-4.0"
+    shutil.copytree(tiny_model_paths.folder, folder)
+    index = json.loads((folder / "model_index.json").read_text("utf-8"))
+    index["unet"] = ["my_unet_module", "MyUNet"]
+    (folder / "model_index.json").write_text(json.dumps(index), "utf-8")
+    with pytest.raises(ModelLoadError, match="custom code"):
+        Generator.from_pretrained(folder)
+
+
+def test_hub_id_not_cached_offline_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from animagine.errors import ModelLoadError
+    from animagine.generation import Generator
+
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    with pytest.raises(ModelLoadError, match="could not be fetched offline"):
+        Generator.from_pretrained("someone/animagine-xl-4.0-not-cached", version="v4")
+    with pytest.raises(ModelLoadError, match="not a hub repository id"):
+        Generator.from_pretrained("no such//folder/animagine-xl-4.0", version="v4")

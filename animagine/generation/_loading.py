@@ -255,7 +255,14 @@ def load_errors() -> tuple[type[BaseException], ...]:
     """What diffusers, transformers and safetensors raise for files they cannot load."""
     safetensors = require("safetensors")
     hub = require("huggingface_hub.errors")
+    single_file = require("diffusers.loaders.single_file_utils")
+    extra = tuple(
+        error
+        for error in (getattr(single_file, "SingleFileComponentError", None),)
+        if isinstance(error, type) and issubclass(error, BaseException)
+    )
     return (
+        *extra,
         OSError,
         ValueError,
         KeyError,
