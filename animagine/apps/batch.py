@@ -976,8 +976,9 @@ def _main_batch(args: argparse.Namespace, defaults: Mapping[str, object]) -> int
         return EXIT_INTERRUPTED
     except BatchInputError as error:
         if say:
-            for line in error.errors:
-                _err(f"{args.input}:{line.line}: {line.message}")
+            for failure in error.errors:
+                if isinstance(failure, BadLine):
+                    _err(f"{args.input}:{failure.line}: {failure.message}")
             _err(f"animagine batch: {error.args[0].splitlines()[0]}; nothing done (--strict)")
         return 2
     except KeyboardInterrupt:  # while loading the model

@@ -76,6 +76,11 @@ def to_hires(value: object) -> HiresParameters | None:
     """
     if value is None:
         return None
+    if isinstance(value, bool):
+        raise GenerationTypeError(
+            "hires must be a HiresParameters, a number (the upscale factor), a mapping of its"
+            f" fields or None, got bool: {value!r}"
+        )
     if isinstance(value, HiresParameters):
         fields: dict[str, object] = {
             "scale": value.scale,
@@ -98,7 +103,7 @@ def to_hires(value: object) -> HiresParameters | None:
             "upscaler": value.get("upscaler", DEMO_HIRES_UPSCALER),
             "steps": value.get("steps"),
         }
-    elif isinstance(value, numbers.Real) and not isinstance(value, bool):
+    elif isinstance(value, numbers.Real):
         fields = {
             "scale": value,
             "strength": DEMO_HIRES_STRENGTH,

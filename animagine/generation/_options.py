@@ -132,11 +132,22 @@ def _text(text: str) -> object:
 # --- field checks (attrs converters: they check and normalise) --------------------------------
 
 
-def _optional(check: Callable[[str, object], object]) -> attrs.Converter:  # type: ignore[type-arg]
+def _optional(check: Callable[[str, object], object]) -> Any:
+    """An attrs converter that leaves None alone and checks anything else."""
+
     def convert(value: object, field: attrs.Attribute[Any]) -> object:
         return None if value is None else check(field.name, value)
 
-    return attrs.Converter(convert, takes_field=True)  # type: ignore[call-overload]
+    return attrs.Converter(convert, takes_field=True)
+
+
+def _required(check: Callable[[str, object], object]) -> Any:
+    """An attrs converter that checks every value."""
+
+    def convert(value: object, field: attrs.Attribute[Any]) -> object:
+        return check(field.name, value)
+
+    return attrs.Converter(convert, takes_field=True)
 
 
 def _prompt(name: str, value: object) -> object:
@@ -252,8 +263,8 @@ class GenerationOptions:
             for the rest.
             A :class:`animagine.HiresParameters` gives ``scale`` (1 to 4), ``strength``
             (above 0, at most 1), ``upscaler`` (:data:`animagine.generation.HIRES_UPSCALERS`,
-            latent upscalers only) and ``steps`` (1 to 200; ``None``: the first pass's). As in diffusers and
-            A1111, the second pass runs ``int(steps * strength)`` steps, which must be at
+            latent upscalers only) and ``steps`` (1 to 200; ``None``: the first pass's). As in
+            diffusers and A1111, the second pass runs ``int(steps * strength)`` steps, which must be at
             least 1. The images come out at ``round(side * scale)`` down to a multiple of 8;
             :attr:`animagine.GenerationResult.parameters` record the first pass's size and ``hires``
             (A1111's ``Size`` and ``Hires upscale``).
@@ -265,9 +276,7 @@ class GenerationOptions:
     """
 
     prompt: str | Prompt = attrs.field(
-        converter=attrs.Converter(  # type: ignore[call-overload]
-            lambda value, field: _prompt(field.name, value), takes_field=True
-        ),
+        converter=_required(_prompt),  # type: ignore[misc]  # mypy's attrs plugin: a call
         metadata={_SPEC: OptionSpec("the prompt", _text, metavar="PROMPT", cli=False)},
     )
     negative_prompt: str | None = _field(
@@ -343,7 +352,7 @@ class GenerationOptions:
             GenerationArgumentError: a value out of range or unreadable.
         """
         check_names(data)
-        values: dict[str, object] = {}
+        values: dict[str, Any] = {}
         for name, value in data.items():
             if value is None or (text and value == ""):
                 continue
