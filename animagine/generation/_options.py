@@ -264,8 +264,8 @@ class GenerationOptions:
             A :class:`animagine.HiresParameters` gives ``scale`` (1 to 4), ``strength``
             (above 0, at most 1), ``upscaler`` (:data:`animagine.generation.HIRES_UPSCALERS`,
             latent upscalers only) and ``steps`` (1 to 200; ``None``: the first pass's). As in
-            diffusers and A1111, the second pass runs ``int(steps * strength)`` steps, which must be at
-            least 1. The images come out at ``round(side * scale)`` down to a multiple of 8;
+            diffusers and A1111, the second pass runs ``int(steps * strength)`` steps, which must
+            be at least 1. The images come out at ``round(side * scale)`` down to a multiple of 8;
             :attr:`animagine.GenerationResult.parameters` record the first pass's size and ``hires``
             (A1111's ``Size`` and ``Hires upscale``).
 
