@@ -25,7 +25,6 @@ Needs the ``generate`` extra (torch, diffusers, transformers, safetensors).
 
 from __future__ import annotations
 
-import importlib
 import re
 import warnings
 from collections.abc import Iterator, Mapping
@@ -34,6 +33,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import attrs
+
+from animagine.extras import require
 
 if TYPE_CHECKING:
     import torch
@@ -53,18 +54,8 @@ _FOLDER_NAME: Final = "tiny-sdxl"
 
 
 def _import(name: str) -> Any:
-    """Import a module of the generate extra, lazily and untyped.
-
-    Lazily: ``import animagine.testing`` stays cheap. Untyped: diffusers and transformers are only
-    partly annotated.
-    """
-    try:
-        return importlib.import_module(name)
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            f"animagine.testing needs the generate extra ({name} is missing): "
-            "pip install 'animagine[generate]'"
-        ) from exc
+    """Import a module of the generate extra on use (``import animagine.testing`` stays cheap)."""
+    return require(name, what="animagine.testing")
 
 
 @contextmanager

@@ -466,6 +466,7 @@ def _summary(out: Path) -> dict[str, Any]:
 
 
 @pytest.mark.generate
+@pytest.mark.crash
 def test_resume_after_sigint_and_sigkill(
     tiny_model_paths: TinyModelPaths,
     prompt_file: Path,
@@ -507,6 +508,7 @@ def test_resume_after_sigint_and_sigkill(
 
 
 @pytest.mark.generate
+@pytest.mark.crash
 def test_two_processes_each_item_once_with_kill_and_resume(
     tiny_model_paths: TinyModelPaths,
     prompt_file: Path,

@@ -78,6 +78,7 @@ from animagine.generation._loading import (
     check_model_reference,
     check_safetensors,
     describe_load_error,
+    is_hub_id,
     load_errors,
 )
 from animagine.generation._lora import (
@@ -723,12 +724,7 @@ class Generator:
                 raise ModelLoadError(f"no such LoRA file: {os.fspath(local)!r}")
             source = str(path)
             default_name = path.name
-        elif (
-            path.suffix.lower() in LORA_SUFFIXES
-            or text.startswith((".", "/", "~"))
-            or text.count("/") > 1
-            or os.sep in text.replace("/", "")
-        ):
+        elif path.suffix.lower() in LORA_SUFFIXES or not is_hub_id(text):
             raise ModelLoadError(f"no such LoRA file or folder: {text!r}")
         else:
             if weight_name is not None:

@@ -177,7 +177,7 @@ def bundled_config() -> Path | None:
 _KNOWN_LIBRARIES: Final = frozenset({"diffusers", "transformers"})
 
 
-def _is_hub_id(text: str) -> bool:
+def is_hub_id(text: str) -> bool:
     """Whether ``text`` is a valid hub repository id (huggingface_hub's own rule)."""
     validators = require("huggingface_hub.utils")
     try:
@@ -202,7 +202,7 @@ def check_model_reference(model: str, *, single_file: bool) -> None:
     local = Path(model).expanduser()
     if local.exists():
         return
-    if single_file or not _is_hub_id(model):
+    if single_file or not is_hub_id(model):
         what = "file" if single_file else "folder or file"
         raise ModelLoadError(f"{model!r}: no such {what}, and not a hub repository id")
     if _offline():
