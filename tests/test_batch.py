@@ -144,15 +144,19 @@ def test_output_names_and_seeds() -> None:
 
 
 def test_strict_cli_stops_before_loading_a_model(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], tiny_model_paths: TinyModelPaths
 ) -> None:
-    args = _parse([str(DATA / "prompts.jsonl"), "-o", str(tmp_path / "out"), "--strict"])
-    args.model = str(tmp_path / "no-such-model")  # loading it would fail
+    out = tmp_path / "out"
+    args = _parse([str(DATA / "prompts.jsonl"), "-o", str(out), "--strict"])
+    args.model = str(tmp_path / "no-such-model")  # the flags are checked first
     assert main_batch(args) == 2
+    assert capsys.readouterr().err.startswith("animagine batch: error: ")
+    args.model, args.model_version = str(tiny_model_paths.folder), "v4"
+    assert main_batch(args) == 2  # bad lines, --strict: nothing loaded, nothing made
     err = capsys.readouterr().err
     assert "prompts.jsonl:7: unknown option 'cfg'" in err
     assert "nothing done" in err
-    assert not (tmp_path / "out").exists()
+    assert not out.exists()
 
 
 def test_import_stays_light() -> None:

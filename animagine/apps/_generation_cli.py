@@ -26,6 +26,7 @@ from animagine.generation import (
     OPTION_NAMES,
     PICKLE_SUFFIXES,
     GenerationOptions,
+    check_folder,
     check_model_reference,
     check_output,
     option_spec,
@@ -134,8 +135,10 @@ def model_version(args: argparse.Namespace) -> ModelVersion:
     """The version the flags name, or the one the model's name tells (before loading)."""
     if args.model_version is not None:
         return get_version(args.model_version)
+    path = Path(str(args.model))
+    name = path.stem if path.suffix.lower() in {".safetensors", *PICKLE_SUFFIXES} else path.name
     try:
-        return get_version(Path(str(args.model)).name or str(args.model))
+        return get_version(name or str(args.model))
     except AnimagineError:
         raise CliError(
             f"cannot tell the Animagine XL version from --model {args.model!r}; pass --version"
@@ -170,6 +173,11 @@ def check_model_arguments(args: argparse.Namespace) -> None:
         raise CliError(f"--dtype must be float16, bfloat16 or float32, got {args.dtype!r}")
     if not single_file or not path.is_file():
         check_model_reference(model, single_file=single_file)
+    if path.is_dir():
+        try:
+            check_folder(path, allow_pickle=args.allow_pickle)
+        except ModelLoadError as error:
+            raise _pickle_advice(error) from None
     if args.device is not None:
         _check_device(args.device)
 
@@ -261,9 +269,9 @@ def generate_arguments(parser: argparse.ArgumentParser) -> None:
 def check_generate(args: argparse.Namespace) -> GenerationOptions:
     """Every check of ``generate`` that needs no model: options, prompt, output, model flags."""
     options = GenerationOptions.from_mapping({"prompt": " ".join(args.prompt), **cli_options(args)})
+    check_model_arguments(args)
     plan_generation(options, model_version(args))
     check_output(args.output, options.num_images)
-    check_model_arguments(args)
     return options
 
 

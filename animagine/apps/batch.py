@@ -232,6 +232,12 @@ def _jsonl_lines(text: str) -> Iterator[tuple[int, dict[str, object] | BadLine]]
         except json.JSONDecodeError as error:
             yield number, BadLine(number, f"not JSON: {error.msg} at column {error.colno}")
             continue
+        except RecursionError:
+            yield number, BadLine(number, "not usable JSON: nested too deeply")
+            continue
+        except ValueError as error:  # an integer of more than 4,300 digits, ...
+            yield number, BadLine(number, f"not usable JSON: {str(error).split(';')[0]}")
+            continue
         if not isinstance(data, dict):
             yield number, BadLine(number, f"expected a JSON object, got {type(data).__name__}")
             continue
@@ -911,29 +917,33 @@ def main_batch(args: argparse.Namespace) -> int:
 
 
 def _main_batch(args: argparse.Namespace, defaults: Mapping[str, object]) -> int:
+    # Before torch is imported: under a launcher, only the first process speaks.
+    say = os.environ.get("RANK", "0") == "0"
+    base_seed = 0 if args.seed is None else args.seed
+    # The flags first, once: options, seed, model, version (before reading any line).
+    try:
+        if not 0 <= base_seed <= MAX_SEED:
+            raise BatchInputError(f"--seed must be from 0 to 2**64 - 1, got {base_seed}")
+        flag_options = GenerationOptions.from_mapping({"prompt": "1girl", **defaults})
+        check_model_arguments(args)
+        version = model_version(args)
+        plan_generation(flag_options, version)
+    except AnimagineError as error:
+        if say:
+            _err(f"animagine batch: error: {_first_line(error)}")
+        return 2
     try:
         items, bad = read_batch(args.input, format=args.format, defaults=defaults)
     except (BatchInputError, OSError) as error:
-        _err(f"animagine batch: {error}")
+        if say:
+            _err(f"animagine batch: error: {describe(error)}")
         return 2
-    # Before torch is imported: under a launcher, only the first process speaks.
-    say = os.environ.get("RANK", "0") == "0"
     if bad and say:
         for line in bad:
             _err(f"{args.input}:{line.line}: {line.message}")
     if bad and args.strict:
         if say:
             _err(f"animagine batch: {len(bad)} bad line(s); nothing done (--strict)")
-        return 2
-    base_seed = 0 if args.seed is None else args.seed
-    try:
-        if not 0 <= base_seed <= MAX_SEED:
-            raise BatchInputError(f"--seed must be from 0 to 2**64 - 1, got {base_seed}")
-        check_model_arguments(args)
-        version = model_version(args)
-    except AnimagineError as error:
-        if say:
-            _err(f"animagine batch: error: {describe(error)}")
         return 2
     # What depends on the version (buckets, hires sizes, prompt syntax), before loading.
     checked: list[BatchItem] = []
@@ -955,6 +965,10 @@ def _main_batch(args: argparse.Namespace, defaults: Mapping[str, object]) -> int
             if say:
                 _err(f"animagine batch: {len(late)} bad line(s); nothing done (--strict)")
             return 2
+    if not items:  # nothing to make: no model is loaded for nothing
+        if say:
+            _err(f"animagine batch: no usable line in {args.input}; nothing done")
+        return 1 if bad else 0
     state = _make_state()
     say = state.is_main_process
     try:

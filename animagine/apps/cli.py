@@ -9,7 +9,8 @@ once ``generate`` and ``batch`` are registered here.
 
 Exit status: 0 success; 1 the command ran but found a problem (lint errors, a strict-order
 violation, captions that ``--check`` would change or could not parse); 2 bad usage or bad
-input (unknown version, unreadable prompt, missing file), reported as one line on stderr.
+input (unknown version, an empty or unreadable prompt, missing file), reported as one line on
+stderr.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import json
 import os
 import sys
 import textwrap
+from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any, Final, NoReturn
@@ -29,7 +31,12 @@ import attrs
 from animagine._version import __version__
 from animagine.core._lint import Diagnostic, apply_fixes, lint
 from animagine.core._vocab import ModelVersion, get_version
-from animagine.errors import AnimagineError, PromptSyntaxError, UnknownVersionError
+from animagine.errors import (
+    AnimagineError,
+    PromptSyntaxError,
+    PromptTooLongError,
+    UnknownVersionError,
+)
 
 __all__ = ["COMMANDS", "Command", "CommandError", "main"]
 
@@ -142,17 +149,55 @@ def _read_text(words: Sequence[str]) -> tuple[str, str]:
     stdin = sys.stdin
     if stdin is None or stdin.isatty():
         raise CommandError("no prompt given: pass it as TEXT or pipe it on stdin")
-    return stdin.read(), "<stdin>"
+    try:
+        return stdin.read(), "<stdin>"
+    except UnicodeDecodeError as error:
+        raise CommandError(
+            f"<stdin>: not UTF-8 text ({error.reason} at byte {error.start})"
+        ) from None
 
 
-def _diagnostic_line(label: str, text: str, diagnostic: Diagnostic) -> str:
-    line, column = diagnostic.position(text)
+def _read_prompt(words: Sequence[str]) -> tuple[str, str]:
+    """:func:`_read_text` for commands that print a prompt: blank text is an error."""
+    text, label = _read_text(words)
+    if not text.strip():
+        raise CommandError(f"{label}: the prompt is empty")
+    return text, label
+
+
+def _prompt_error(label: str, error: PromptSyntaxError) -> CommandError:
+    """A prompt that cannot be read, as one line: ``LABEL:LINE:COL: syntax REASON``.
+
+    A text over the size limit is ``LABEL: REASON``: its position says nothing more.
+    """
+    if isinstance(error, PromptTooLongError):
+        return CommandError(f"{label}: {error.reason}")
+    return CommandError(f"{label}:{error.line}:{error.column}: syntax {error.reason}")
+
+
+class _Lines:
+    """1-based (line, column) of offsets in one text, each found in logarithmic time."""
+
+    def __init__(self, text: str) -> None:
+        self.starts = [0]
+        found = text.find("\n")
+        while found != -1:
+            self.starts.append(found + 1)
+            found = text.find("\n", found + 1)
+
+    def position(self, offset: int) -> tuple[int, int]:
+        line = bisect_right(self.starts, offset)
+        return line, offset - self.starts[line - 1] + 1
+
+
+def _diagnostic_line(label: str, lines: _Lines, diagnostic: Diagnostic) -> str:
+    line, column = lines.position(diagnostic.start)
     return f"{label}:{line}:{column}: {diagnostic.code} {diagnostic.message}"
 
 
-def _diagnostic_json(label: str, text: str, diagnostic: Diagnostic) -> dict[str, Any]:
-    line, column = diagnostic.position(text)
-    end_line, end_column = attrs.evolve(diagnostic, start=diagnostic.end).position(text)
+def _diagnostic_json(label: str, lines: _Lines, diagnostic: Diagnostic) -> dict[str, Any]:
+    line, column = lines.position(diagnostic.start)
+    end_line, end_column = lines.position(diagnostic.end)
     return {
         "file": label,
         "line": line,
@@ -169,14 +214,23 @@ def _diagnostic_json(label: str, text: str, diagnostic: Diagnostic) -> dict[str,
 def _print_diagnostics(
     label: str, text: str, diagnostics: Sequence[Diagnostic], stream: IO[str]
 ) -> None:
+    lines = _Lines(text)
     for diagnostic in diagnostics:
-        print(_diagnostic_line(label, text, diagnostic), file=stream)
+        print(_diagnostic_line(label, lines, diagnostic), file=stream)
 
 
 def _syntax_error(label: str, diagnostics: Sequence[Diagnostic], text: str) -> None:
     for diagnostic in diagnostics:
         if diagnostic.code == "syntax":
-            raise CommandError(_diagnostic_line(label, text, diagnostic))
+            raise CommandError(_diagnostic_line(label, _Lines(text), diagnostic))
+
+
+def _lint(label: str, text: str, version: ModelVersion) -> list[Diagnostic]:
+    """:func:`lint`, with a text it refuses (over the size limit) as a :class:`CommandError`."""
+    try:
+        return lint(text, version=version)
+    except PromptSyntaxError as error:
+        raise _prompt_error(label, error) from None
 
 
 def _print_json(data: object) -> None:
@@ -211,8 +265,8 @@ def _run_prompt(args: argparse.Namespace) -> int:
     from animagine.core._prompt import Prompt  # noqa: PLC0415 (keeps `--help` fast)
 
     version: ModelVersion = args.version
-    text, label = _read_text(args.text)
-    diagnostics = lint(text, version=version)
+    text, label = _read_prompt(args.text)
+    diagnostics = _lint(label, text, version)
     _syntax_error(label, diagnostics, text)
     if args.strict:
         broken = [d for d in diagnostics if d.code in STRICT_CODES]
@@ -222,11 +276,15 @@ def _run_prompt(args: argparse.Namespace) -> int:
     # The output is in canonical order, so order warnings would only be noise here.
     diagnostics = [d for d in diagnostics if d.code != "order"]
     _print_diagnostics(label, text, diagnostics, sys.stderr)
-    prompt = Prompt.parse(text, version=version)
+    try:
+        prompt = Prompt.parse(text, version=version)
+    except PromptSyntaxError as error:
+        raise _prompt_error(label, error) from None
     if args.quality:
         prompt = prompt.with_quality_tags()
     defaults = version.defaults
     if args.json:
+        lines = _Lines(text)
         tags = prompt.to_json()
         del tags["version"]
         _print_json(
@@ -244,7 +302,7 @@ def _run_prompt(args: argparse.Namespace) -> int:
                     "vae": defaults.vae,
                 },
                 "tags": tags,
-                "diagnostics": [_diagnostic_json(label, text, d) for d in diagnostics],
+                "diagnostics": [_diagnostic_json(label, lines, d) for d in diagnostics],
             }
         )
         return EXIT_OK
@@ -324,19 +382,28 @@ def _lint_sources(args: argparse.Namespace) -> list[_Source]:
     return [_Source("<text>", text)]
 
 
-def _fixed(text: str, version: ModelVersion) -> str:
+def _fixed(label: str, text: str, version: ModelVersion) -> str:
     """``text`` with every mechanical fix applied, until none is left (fixes may overlap)."""
     for _ in range(8):
-        fixed = apply_fixes(text, lint(text, version=version))
+        fixed = apply_fixes(text, _lint(label, text, version))
         if fixed == text:
             break
         text = fixed
     return text
 
 
-def _run_lint(args: argparse.Namespace) -> int:
+def _write_fixed(path: Path, text: str) -> None:
+    """Rewrite a linted file; a failure names the file, not the temporary file beside it."""
     from animagine.apps.captions import write_atomic  # noqa: PLC0415 (keeps `--help` fast)
 
+    try:
+        write_atomic(path, text)
+    except OSError as error:
+        reason = error.strerror or _one_line(error)
+        raise CommandError(f"{path}: cannot write the fixes: {reason}") from None
+
+
+def _run_lint(args: argparse.Namespace) -> int:
     version: ModelVersion = args.version
     sources = _lint_sources(args)
     errors = False
@@ -345,17 +412,18 @@ def _run_lint(args: argparse.Namespace) -> int:
         text = source.text
         fixed: str | None = None
         if args.fix:
-            fixed = _fixed(text, version)
+            fixed = _fixed(source.label, text, version)
             if source.path is not None and fixed != text:
-                write_atomic(source.path, fixed)
+                _write_fixed(source.path, fixed)
                 print(f"fixed {source.path}", file=sys.stderr)
             text = fixed
-        diagnostics = lint(text, version=version)
+        diagnostics = _lint(source.label, text, version)
         errors = errors or any(d.severity == "error" for d in diagnostics)
         if args.json:
+            lines = _Lines(text)
             entry: dict[str, Any] = {
                 "file": source.label,
-                "diagnostics": [_diagnostic_json(source.label, text, d) for d in diagnostics],
+                "diagnostics": [_diagnostic_json(source.label, lines, d) for d in diagnostics],
             }
             if fixed is not None and source.path is None:
                 entry["fixed"] = fixed
@@ -397,14 +465,15 @@ def _convert_arguments(parser: argparse.ArgumentParser) -> None:
 def _run_convert(args: argparse.Namespace) -> int:
     from animagine.core._prompt import Prompt  # noqa: PLC0415 (keeps `--help` fast)
 
-    text, label = _read_text(args.text)
+    text, label = _read_prompt(args.text)
     try:
         prompt = Prompt.parse(text, version=args.source)
     except PromptSyntaxError as error:
-        raise CommandError(f"{label}:{error.line}:{error.column}: syntax {error.reason}") from None
+        raise _prompt_error(label, error) from None
     converted = str(prompt.convert(args.to))
+    diagnostics = _lint("<converted>", converted, args.to)
     print(converted)
-    _print_diagnostics("<converted>", converted, lint(converted, version=args.to), sys.stderr)
+    _print_diagnostics("<converted>", converted, diagnostics, sys.stderr)
     return EXIT_OK
 
 
@@ -431,9 +500,12 @@ def _run_info(args: argparse.Namespace) -> int:
         except ImportError as error:
             raise CommandError(str(error)) from None
         except (AnimagineError, OSError) as error:
-            print(f"animagine info: error: {_one_line(error)}", file=sys.stderr)
+            message = _one_line(error)
+            if name not in message:
+                message = f"{name}: {message}"
+            print(f"animagine info: error: {message}", file=sys.stderr)
             failed = True
-    if args.json:
+    if args.json and (found or not failed):
         _print_json([{"file": name, "parameters": p.to_json()} for name, p in found])
     else:
         for index, (name, parameters) in enumerate(found):
@@ -667,12 +739,33 @@ def _one_line(error: BaseException) -> str:
     return text.splitlines()[0]
 
 
+def _missing_extra(error: ImportError) -> str:
+    return f"{_one_line(error)} (install the generate extra: pip install 'animagine[generate]')"
+
+
+def _is_top_level_option(argument: str) -> bool:
+    """Whether ``argument`` is an option of ``animagine`` itself (abbreviations included)."""
+    name = argument.partition("=")[0]
+    if name in ("-", "--", "-h"):
+        return True
+    return len(name) > 2 and any(flag.startswith(name) for flag in ("--help", "--version"))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``animagine`` command line and return its exit status."""
     arguments = list(sys.argv[1:] if argv is None else argv)
     wanted = next((arg for arg in arguments if not arg.startswith("-")), None)
-    parser = build_parser(COMMANDS, wanted)
     try:
+        parser = build_parser(COMMANDS, wanted)
+    except ImportError as error:  # the command's arguments live in a module that cannot load
+        print(f"animagine {wanted}: error: {_missing_extra(error)}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        if wanted is None and not {"-h", "--help"} & set(arguments):
+            # Without this, argparse would only say that COMMAND is missing.
+            unknown = [arg for arg in arguments if not _is_top_level_option(arg)]
+            if unknown:
+                parser.error(f"unrecognized arguments: {' '.join(unknown)}")
         args, unknown = parser.parse_known_args(arguments)
         if unknown:  # reported by the command's parser, so the message names the command
             parser.subcommands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
@@ -689,9 +782,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _broken_pipe()
         message = _one_line(error)
     except ImportError as error:  # a command of the generate extra without it installed
-        message = (
-            f"{_one_line(error)} (install the generate extra: pip install 'animagine[generate]')"
-        )
+        message = _missing_extra(error)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130

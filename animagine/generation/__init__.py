@@ -28,6 +28,7 @@ from animagine.generation._loading import (
     DEFAULT_MODEL,
     PICKLE_SUFFIXES,
     bundled_config,
+    check_folder,
     check_model_reference,
 )
 from animagine.generation._options import (
@@ -65,6 +66,7 @@ __all__ = [
     "PromptEncoder",
     "Sampler",
     "bundled_config",
+    "check_folder",
     "check_model_reference",
     "check_names",
     "check_output",

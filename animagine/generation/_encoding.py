@@ -280,12 +280,7 @@ class PromptEmbeddings:
 
     def as_kwargs(self) -> dict[str, Any]:
         """The four tensors as keyword arguments of ``StableDiffusionXLPipeline.__call__``."""
-        return {
-            "prompt_embeds": self.prompt_embeds,
-            "pooled_prompt_embeds": self.pooled_prompt_embeds,
-            "negative_prompt_embeds": self.negative_prompt_embeds,
-            "negative_pooled_prompt_embeds": self.negative_pooled_prompt_embeds,
-        }
+        return attrs.asdict(self, recurse=False)
 
 
 @attrs.frozen

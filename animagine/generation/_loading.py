@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -114,6 +115,10 @@ def _version_for(model: str, version: object, what: str) -> ModelVersion:
     try:
         return get_version(model)
     except UnknownVersionError:
+        stem = Path(model).stem
+        if Path(model).suffix.lower() in {".safetensors", *PICKLE_SUFFIXES}:
+            with contextlib.suppress(UnknownVersionError):
+                return get_version(stem)
         raise UnknownVersionError(
             f"cannot tell the Animagine XL version from {what} {model!r}; pass version="
             " ('v3', 'v3.1' or 'v4')"

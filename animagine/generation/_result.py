@@ -117,12 +117,19 @@ def check_output(path: str | os.PathLike[str], count: int) -> Path:
 
     Raises:
         GenerationArgumentError: a file path that does not end in ``.png`` (images are saved as
-            PNG, which carries their parameters losslessly), or a folder path that is a file.
+            PNG, which carries their parameters losslessly), or a path inside a file.
         FileExistsError: one of the file names exists.
     """
     if not isinstance(path, (str, os.PathLike)):
         raise GenerationTypeError(f"path must be a str or path, got {type(path).__name__}")
     target = Path(path).expanduser()
+    for parent in target.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise GenerationArgumentError(
+                    f"output {os.fspath(path)!r}: {os.fspath(parent)!r} is a file, not a folder"
+                )
+            break
     if target.is_dir() or (not target.exists() and not target.suffix):
         return target
     if target.suffix.lower() != ".png":
