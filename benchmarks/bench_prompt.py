@@ -6,7 +6,7 @@ Times, per prompt, over a seeded corpus of realistic 30-tag Animagine XL 4.0 pro
 * ``Prompt.parse`` (read, classify against the shipped tag database, build the ``Prompt``);
 * ``str(Prompt.parse(...))`` (the same plus canonical rendering);
 * ``lint``;
-* the tag reader alone, ``animagine.core._grammar.parse_tags``, on its fast path and forced through
+* the tag reader alone, ``animagine.core.parse_tags``, on its fast path and forced through
   the Lark grammar (``use_grammar=True``), to show what the fast path buys;
 * side by side: compel's prompt parser (``PromptParser.parse_conjunction``, what ``Compel`` runs
   on every prompt) and a minimal A1111-style regex splitter written here;
@@ -54,7 +54,7 @@ sys.path.insert(0, str(ROOT))  # the animagine checkout, installed or not
 from _corpus import make_prompts  # noqa: E402
 
 import animagine  # noqa: E402
-from animagine import _grammar  # noqa: E402
+from animagine.core import parse_tags  # noqa: E402
 
 RESULTS = HERE / "results" / "prompt.md"
 
@@ -425,12 +425,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if bad:
         raise SystemExit(f"{len(bad)} corpus prompts do not parse to 30 tags, e.g. {bad[0]!r}")
     for text in prompts[:lark_n]:
-        if _grammar.parse_tags(text) != _grammar.parse_tags(text, use_grammar=True):
+        if parse_tags(text) != parse_tags(text, use_grammar=True):
             raise SystemExit(f"fast path and grammar disagree on {text!r}")
 
     parse = animagine.Prompt.parse
     lint = animagine.lint
-    parse_tags = _grammar.parse_tags
     print(f"prompt-core benchmark: {args.n} prompts, pinned to CPU {os.sched_getaffinity(0)}")
     timings: dict[str, Timing] = {}
     timings["parse"] = measure("animagine `Prompt.parse`", parse, prompts, repeats)

@@ -51,10 +51,10 @@ def status(field):
 
 
 started = time.perf_counter()
-from animagine.core._tagdb import TagDatabase
+from animagine.core import TagDatabase
 imported = time.perf_counter()
 db = TagDatabase.default()
-assert not db._loaded, "default() must not read the file"
+assert not db.loaded, "default() must not read the file"
 heavy = sorted(m for m in ("torch", "diffusers", "transformers") if m in sys.modules)
 if trace:
     tracemalloc.start()
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", default=str(RESULTS), help="markdown file, or - for stdout")
     args = parser.parse_args(argv)
 
-    from animagine.core._tagdb import _DATA_FILE, TagDatabase
+    from animagine.core import DEFAULT_TAGDB_FILE, TagDatabase
 
     child("plain")  # warm the OS file cache and bytecode caches; not counted
     timings = [child("plain") for _ in range(args.runs)]
@@ -138,13 +138,12 @@ def main(argv: list[str] | None = None) -> int:
     heavy = sorted({module for run in timings for module in run["heavy_modules"]})
 
     # Lookup speed, in this process, on the loaded database.
-    db = TagDatabase.default()
-    db.kind("arima kana")
+    db = TagDatabase.default().load()
     rng = random.Random(1234)
     with_qualifier: list[str] = []
     plain: list[str] = []
-    for key in db._layers[0].table().name_keys():
-        (with_qualifier if key.endswith(")") else plain).append(key)
+    for name in db.names():
+        (with_qualifier if name.endswith(")") else plain).append(name)
     known = rng.sample(plain + with_qualifier, args.lookups)
     underscored = [name.replace(" ", "_").title() for name in known]
     misses = [f"{name} zz" for name in known]
@@ -176,8 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         f"- Python: {platform.python_implementation()} {platform.python_version()}"
         f" ({platform.system()} {platform.machine()})",
         f"- Date: {now}",
-        f"- Data file: `animagine/_data/{_DATA_FILE.name}`, {_DATA_FILE.stat().st_size:,} bytes,"
-        f" {len(db):,} names",
+        f"- Data file: `animagine/_data/{DEFAULT_TAGDB_FILE.name}`,"
+        f" {DEFAULT_TAGDB_FILE.stat().st_size:,} bytes, {len(db):,} names",
         "",
         f"## Loading the default database (first lookup, median of {args.runs} fresh processes)",
         "",
@@ -194,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         f" {verdict(peak_rss_mb, MEMORY_TARGET_MB)} |",
         "",
         f"Load times of the {args.runs} runs: {load_all} ms. For context, not part of the target:"
-        f" `from animagine.core._tagdb import TagDatabase` (which imports the `animagine` package)"
+        f" `from animagine.core import TagDatabase` (which imports the `animagine` package)"
         f" took {import_ms:.0f} ms, and `TagDatabase.default()` read nothing."
         f" Heavy modules imported: {', '.join(heavy) or 'none'}.",
         "",

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +22,14 @@ from animagine.apps.captions import (
     write_atomic,
 )
 from animagine.apps.cli import main
+from animagine.core import MAX_PROMPT_CHARS
+from animagine.errors import (
+    InvalidArgumentError,
+    MissingFileError,
+    PromptTooLongError,
+    WrongTypeError,
+)
+from animagine.files import is_temporary
 
 MESSY = "masterpiece, long_hair, 1girl, hatsune_miku, smile\n"
 CLEAN = "1girl, hatsune miku, long hair, smile, masterpiece\n"
@@ -96,10 +109,19 @@ def test_find_captions(dataset: Path) -> None:
 
 
 def test_find_captions_errors(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(MissingFileError) as missing:
         find_captions([tmp_path / "missing"])
-    with pytest.raises(ValueError, match="extension"):
-        find_captions([tmp_path], extension="txt")
+    assert isinstance(missing.value, FileNotFoundError)
+    assert missing.value.filename == str(tmp_path / "missing")
+    for extension in ("txt", ".", "*.txt", "./x"):
+        with pytest.raises(InvalidArgumentError, match="extension"):
+            find_captions([tmp_path], extension=extension)
+    with pytest.raises(WrongTypeError, match="extension"):
+        find_captions([tmp_path], extension=1)  # type: ignore[arg-type]
+    with pytest.raises(WrongTypeError, match="single path"):
+        find_captions(tmp_path)  # type: ignore[arg-type]
+    with pytest.raises(WrongTypeError, match="int"):
+        find_captions([tmp_path, 3])  # type: ignore[list-item]
 
 
 # --- normalising files ----------------------------------------------------------------------
@@ -203,9 +225,46 @@ def test_write_failure_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 def test_bad_arguments(tmp_path: Path) -> None:
     with pytest.raises(UnknownVersionError):
         normalise_captions([], version="v9")
-    for jobs in (0, -1, True, 1.5):
-        with pytest.raises(ValueError, match="jobs must be a positive int"):
-            normalise_captions([], jobs=jobs)  # type: ignore[arg-type]
+    for jobs in (0, -1):
+        with pytest.raises(InvalidArgumentError, match="jobs must be a positive int"):
+            normalise_captions([], jobs=jobs)
+    for wrong in (True, 1.5, "2"):
+        with pytest.raises(WrongTypeError, match="jobs must be a positive int"):
+            normalise_captions([], jobs=wrong)  # type: ignore[arg-type]
+    with pytest.raises(WrongTypeError, match="paths"):
+        normalise_captions(42)  # type: ignore[arg-type]
+    with pytest.raises(WrongTypeError, match="caption text must be a str"):
+        normalise_caption(b"1girl")  # type: ignore[arg-type]
+
+
+def test_too_long_caption_is_a_syntax_failure(tmp_path: Path) -> None:
+    body = "a, " * (MAX_PROMPT_CHARS // 3 + 1)
+    path = write(tmp_path / "long.txt", "\ufeff" + body)
+    with pytest.raises(PromptTooLongError):
+        normalise_caption(path.read_text(encoding="utf-8"))
+    report = normalise_captions([path])
+    assert [(f.kind, f.message.split(";")[0]) for f in report.failed] == [
+        ("syntax", f"prompt is {len(body):,} characters long")
+    ]
+
+
+def test_temporary_files_are_marked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rewrite killed half-way leaves a hidden temporary file that batch cleanup can spot."""
+    path = write(tmp_path / "a.txt", "smile, 1girl")
+    seen: list[str] = []
+    real_replace = os.replace
+
+    def spy(source: str, target: str) -> None:
+        seen.append(os.path.basename(source))
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", spy)
+    normalise_captions([path])
+    assert len(seen) == 1
+    assert seen[0].startswith(".a.txt.")
+    assert is_temporary(seen[0])
+    assert not is_temporary("a.txt")
+    assert find_captions([tmp_path]) == [path]  # hidden: never taken for a caption
 
 
 # --- the command ----------------------------------------------------------------------------
@@ -263,3 +322,72 @@ def test_command_missing_folder(tmp_path: Path, capsys: pytest.CaptureFixture[st
 def test_command_bad_extension(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["captions", "--extension", "txt", str(tmp_path)]) == 2
     assert capsys.readouterr().err.startswith("animagine captions: error: extension must look")
+
+
+# --- crash safety -----------------------------------------------------------------------------
+
+_CHILDREN_OF = "/proc/{pid}/task/{pid}/children"
+
+
+def _children(pid: int) -> set[int]:
+    try:
+        with open(_CHILDREN_OF.format(pid=pid), encoding="ascii") as file:
+            return {int(part) for part in file.read().split()}
+    except OSError:
+        return set()
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` exists and is not a zombie (a dead worker nobody has reaped yet)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as file:
+            state = file.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+@pytest.mark.crash
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux")
+    or not os.path.exists(_CHILDREN_OF.format(pid=os.getpid())),
+    reason="needs Linux and /proc/PID/task/TID/children",
+)
+def test_workers_end_when_the_parent_is_killed(tmp_path: Path) -> None:
+    """SIGKILL of a `jobs=2` run's parent process: its workers are gone within seconds."""
+    # Enough work that the workers are busy for far longer than the test waits for them.
+    # About 10 ms of parsing per file on one core: some 15 s for the two workers.
+    caption = ", ".join(f"tag {i}" for i in range(2000)) + ", 1girl\n"
+    for index in range(1500):
+        (tmp_path / f"{index:04}.txt").write_text(caption, encoding="utf-8")
+    script = textwrap.dedent(
+        f"""
+        from animagine.apps.captions import find_captions, normalise_captions
+        normalise_captions(find_captions([{str(tmp_path)!r}]), jobs=2, check=True)
+        """
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script])
+    workers: set[int] = set()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(workers) < 2:
+            assert parent.poll() is None, "the run ended before its workers could be seen"
+            workers = {pid for pid in _children(parent.pid) if _running(pid)}
+            time.sleep(0.05)
+        assert len(workers) == 2, f"expected 2 workers, found {workers}"
+        time.sleep(1.0)  # let them start on their chunks
+        assert all(_running(pid) for pid in workers)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(_running(pid) for pid in workers):
+            time.sleep(0.05)
+        left = [pid for pid in workers if _running(pid)]
+        assert left == [], f"workers {left} outlived their parent"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+        for pid in workers:
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)

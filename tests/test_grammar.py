@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+import functools
 import re
+import time
+from collections.abc import Callable
+from pathlib import Path
 
+import lark
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import animagine.core
 from animagine import BREAK, PromptSyntaxError, Tag
-from animagine.core._grammar import TERMINALS, _lark_parser, parse_tags
+from animagine.core import MAX_PROMPT_CHARS, TERMINALS, parse_tags
+from animagine.errors import PromptTooLongError, WrongTypeError
+
+GRAMMAR = Path(animagine.core.__file__).parent / "grammar" / "prompt.lark"
+
+
+@functools.cache
+def grammar() -> lark.Lark:
+    """The grammar file as the reader loads it (``parse_tags(use_grammar=True)`` uses it)."""
+    return lark.Lark(GRAMMAR.read_text(encoding="utf-8"), parser="lalr", lexer="basic")
 
 
 def tags(text: str, *, use_grammar: bool = False) -> list[Tag]:
@@ -20,7 +35,7 @@ both_paths = pytest.mark.parametrize("use_grammar", [False, True], ids=["fast", 
 
 
 def test_terminals_match_the_grammar_file() -> None:
-    loaded = {t.name: t.pattern for t in _lark_parser().terminals}
+    loaded = {t.name: t.pattern for t in grammar().terminals}
     assert {name for name, _ in TERMINALS} == set(loaded)
     for name, pattern in TERMINALS:
         lark_pattern = loaded[name]
@@ -162,8 +177,86 @@ def test_lark_errors_are_chained_not_leaked() -> None:
 
 
 def test_non_str_input_is_a_type_error() -> None:
-    with pytest.raises(TypeError, match="prompt must be a str"):
+    with pytest.raises(WrongTypeError, match="prompt must be a str"):
         parse_tags(b"1girl")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        parse_tags(None)  # type: ignore[arg-type]
+
+
+# -- limits ------------------------------------------------------------------------------------
+
+
+@both_paths
+def test_the_size_limit_is_checked_before_reading(use_grammar: bool) -> None:
+    text = "a," * (MAX_PROMPT_CHARS // 2)
+    assert len(parse_tags(text[:MAX_PROMPT_CHARS], use_grammar=use_grammar)) == len(text) // 2
+    too_long = text + "(unclosed"
+    with pytest.raises(PromptTooLongError) as caught:
+        parse_tags(too_long, use_grammar=use_grammar)
+    error = caught.value
+    assert isinstance(error, PromptSyntaxError)
+    assert (error.length, error.limit, error.offset) == (len(too_long), MAX_PROMPT_CHARS, 100_000)
+    assert error.reason == f"prompt is {len(too_long):,} characters long; the limit is 100,000"
+    # The context is a window around the problem, not the whole 100,000-character line.
+    assert len(error.context.splitlines()[0]) <= 126
+    assert len(str(error)) < 400
+
+
+@both_paths
+def test_deep_nesting_reads_without_recursion(use_grammar: bool) -> None:
+    depth = 3000
+    (item,) = parse_tags("[" * depth + "a" + "]" * depth, use_grammar=use_grammar)
+    assert item.tag.name == "a"
+    assert item.tag.weight == 0.0  # 1.1 ** -3000 rounds to nothing
+
+
+@both_paths
+@pytest.mark.parametrize(
+    "text",
+    [
+        "(" * 8000 + "a" + ")" * 8000,
+        "(a:" + "9" * 400 + ")",
+        "[" * 8000 + "(a:" + "9" * 400 + ")" + "]" * 8000,
+    ],
+    ids=["nesting", "huge-weight", "zero-times-huge"],
+)
+def test_weights_out_of_range_are_syntax_errors(use_grammar: bool, text: str) -> None:
+    with pytest.raises(PromptSyntaxError, match="emphasis weight out of range"):
+        parse_tags(text, use_grammar=use_grammar)
+
+
+def _best_time(function: Callable[[str], object], text: str) -> float:
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        function(text)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda n: "(" * (n // 2) + "a" + ")" * (n // 2),
+        lambda n: "[" * (n // 2) + "a" + "]" * (n // 2),
+        lambda n: "[" * (n // 4) + "a|b" + "]" * (n // 4) + ", (x:1.1)" * (n // 18),
+        lambda n: "(" * (n - 1) + "a",
+        lambda n: ", ".join(f"t{i} (q{i})" for i in range(n // 12)),
+    ],
+    ids=["nested-round", "nested-square", "pipes", "unclosed", "qualifiers"],
+)
+def test_reading_time_is_linear(make: Callable[[int], str]) -> None:
+    """Four times the text takes about four times as long (a quadratic reader takes 16)."""
+    small, big = make(MAX_PROMPT_CHARS // 8), make(MAX_PROMPT_CHARS // 2)
+
+    def read(text: str) -> object:
+        try:
+            return parse_tags(text)
+        except PromptSyntaxError as error:
+            return error
+
+    ratio = _best_time(read, big) / max(_best_time(read, small), 1e-4)
+    assert ratio < 9, ratio
 
 
 # -- the fast path and the grammar agree -------------------------------------------------------

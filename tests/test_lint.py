@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 import pytest
 
 from animagine import Diagnostic, TagDatabase, apply_fixes, lint
-from animagine.core._lint import CODES
+from animagine.core import CODES, MAX_PROMPT_CHARS
+from animagine.errors import InvalidArgumentError, PromptTooLongError, WrongTypeError
 
 
 def codes(text: str, version: str = "v4") -> list[str]:
@@ -136,3 +140,66 @@ def test_apply_fixes_skips_overlaps() -> None:
         Diagnostic("order", "warning", "", 1, 3, "Y"),
     ]
     assert apply_fixes(text, fixes) == "Xc"
+
+
+def test_duplicate_positions_on_later_lines() -> None:
+    text = "1girl\nsmile, blush\n\nblush"
+    found = only(text, "duplicate")
+    assert found.message == "'blush' already appears at line 2, column 8"
+
+
+def test_apply_fixes_rejects_what_is_not_a_fix_for_the_text() -> None:
+    fix = Diagnostic("duplicate", "warning", "", 2, 9, "")
+    with pytest.raises(InvalidArgumentError, match="another text"):
+        apply_fixes("abc", [fix])
+    with pytest.raises(WrongTypeError, match="Diagnostic"):
+        apply_fixes("abc", ["not a diagnostic"])  # type: ignore[list-item]
+    with pytest.raises(WrongTypeError, match="iterable of Diagnostic"):
+        apply_fixes("abc", fix)  # type: ignore[arg-type]
+    with pytest.raises(WrongTypeError, match="text must be a str"):
+        apply_fixes(None, [])  # type: ignore[arg-type]
+    assert apply_fixes("abc", [Diagnostic("order", "warning", "", 0, 9)]) == "abc"  # no fix
+
+
+def test_lint_limits_and_types() -> None:
+    with pytest.raises(PromptTooLongError):
+        lint("a" * (MAX_PROMPT_CHARS + 1))
+    with pytest.raises(PromptTooLongError):  # raised even where the text would not parse
+        lint("(" * (MAX_PROMPT_CHARS + 1))
+    assert [d.code for d in lint("(" * MAX_PROMPT_CHARS)] == ["syntax"]
+    with pytest.raises(WrongTypeError, match="prompt must be a str"):
+        lint(42)  # type: ignore[arg-type]
+    with pytest.raises(WrongTypeError, match="database must be a TagDatabase"):
+        lint("1girl", database="default")  # type: ignore[arg-type]
+
+
+def _best_time(function: Callable[[], object]) -> float:
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        function()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        # many second ratings after many general tags
+        lambda n: (
+            ", ".join(f"g{i}" for i in range(n // 16))
+            + ", safe, "
+            + ", ".join(["explicit", "safe"] * (n // 40))
+        ),
+        # many duplicates whose first copy is far down the text, one per line
+        lambda n: "\n".join(f"t{i}" for i in range(n // 10)) * 2,
+        # quality tags in the middle: one order finding each
+        lambda n: ", ".join(["1girl", "masterpiece", "smile"] * (n // 25)),
+    ],
+    ids=["ratings", "late-duplicates", "quality-in-the-middle"],
+)
+def test_lint_time_is_linear(make: Callable[[int], str]) -> None:
+    """Four times the text takes about four times as long (a quadratic lint takes 16)."""
+    small, big = make(MAX_PROMPT_CHARS // 8)[: MAX_PROMPT_CHARS // 8], make(MAX_PROMPT_CHARS // 2)
+    ratio = _best_time(lambda: lint(big)) / max(_best_time(lambda: lint(small)), 1e-4)
+    assert ratio < 9, ratio

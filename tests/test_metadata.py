@@ -20,11 +20,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from animagine.errors import AnimagineError
-from animagine.metadata._records import (
+from animagine.errors import AnimagineError, MetadataError
+from animagine.metadata import (
     GenerationParameters,
     HiresParameters,
-    MetadataError,
     png_info,
     read_parameters,
     write_png,
@@ -1023,7 +1022,7 @@ def test_not_an_image(tmp_path: Path) -> None:
 
 def test_import_does_not_load_pillow() -> None:
     code = (
-        "import sys, animagine.metadata._records\n"
+        "import sys, animagine.metadata\n"
         "heavy = {'PIL', 'torch', 'diffusers', 'transformers'} & set(sys.modules)\n"
         "assert not heavy, heavy"
     )

@@ -22,6 +22,8 @@ from animagine import (
     TagDatabase,
     UnknownVersionError,
 )
+from animagine.core import MAX_PROMPT_CHARS
+from animagine.errors import InvalidArgumentError, PromptTooLongError, WrongTypeError
 
 CARDS = json.loads((Path(__file__).parent / "data" / "prompts" / "cards.json").read_text("utf-8"))
 
@@ -277,10 +279,37 @@ def test_json_round_trip() -> None:
 
 
 def test_parse_rejects_non_str() -> None:
-    with pytest.raises(TypeError, match="prompt must be a str"):
+    with pytest.raises(WrongTypeError, match="prompt must be a str"):
         Prompt.parse(None)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="version must be a str"):
+    with pytest.raises(WrongTypeError, match="version must be a str"):
         Prompt.parse("1girl", version=4)  # type: ignore[arg-type]
+    with pytest.raises(WrongTypeError, match="database must be a TagDatabase"):
+        Prompt.parse("1girl", database={"arima kana": "character"})  # type: ignore[arg-type]
+
+
+def test_parse_size_limit() -> None:
+    at_limit = ("smile, " * MAX_PROMPT_CHARS)[:MAX_PROMPT_CHARS]
+    assert Prompt.parse(at_limit).general == (Tag("smile"),) * (MAX_PROMPT_CHARS // 7 + 1)
+    with pytest.raises(PromptTooLongError, match="the limit is 100,000"):
+        Prompt.parse(at_limit + "x")
+    with pytest.raises(PromptTooLongError):
+        animagine.convert(at_limit + "x", to="v3")
+
+
+def test_with_quality_tags_wants_a_list() -> None:
+    prompt = Prompt.parse("1girl")
+    with pytest.raises(WrongTypeError, match="write \\['masterpiece'\\]"):
+        prompt.with_quality_tags("masterpiece")
+    assert prompt.with_quality_tags(["masterpiece"]).quality == (Tag("masterpiece"),)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [{}, {"subjects": []}, {"version": "v4", "rating": "safe"}, {"version": "v4", "general": [1]}],
+)
+def test_from_json_rejects_other_data(data: dict[str, Any]) -> None:
+    with pytest.raises(InvalidArgumentError, match="not a serialised Prompt"):
+        Prompt.from_json(data)
 
 
 # -- properties --------------------------------------------------------------------------------

@@ -54,7 +54,7 @@ def test_rendering(tag: Tag, text: str) -> None:
 )
 def test_invalid_tags(args: tuple[object, ...], error: type, message: str) -> None:
     with pytest.raises(error, match=message):
-        Tag(*args)  # type: ignore[arg-type]
+        Tag(*args)
 
 
 def test_tags_are_hashable_and_compare_by_value() -> None:

@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import gzip
 import itertools
+import subprocess
+import sys
 import threading
 import time
+import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from animagine import _tagdb
-from animagine.core._tag import normalize_name
-from animagine.core._tagdb import TagDatabase
-from animagine.errors import AnimagineError, TagDatabaseError
+from animagine.core import DEFAULT_TAGDB_FILE, TagDatabase, normalize_name
+from animagine.errors import (
+    AnimagineError,
+    MissingFileError,
+    NotAFileError,
+    TagDatabaseError,
+    WrongTypeError,
+)
 
 DATA = Path(__file__).parent / "data"
 SAMPLE_CSV = DATA / "tags_sample.csv"
@@ -27,23 +35,29 @@ def sample() -> TagDatabase:
 
 
 @pytest.fixture
-def spy_loader(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
-    """Replace the default database with a fresh, unloaded one; record every file read."""
-    calls: list[Path] = []
-    real = _tagdb._read_data_file
+def reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count every database file decompressed (each read of a data file is one)."""
+    calls: list[int] = []
+    real: Callable[..., bytes] = zlib.decompress
 
-    def spy(path: Path) -> _tagdb._Table:
-        calls.append(path)
+    def spy(data: bytes, *args: int, **kwargs: int) -> bytes:
+        calls.append(len(data))
         time.sleep(0.05)  # widen the window for the concurrent-first-lookup test
-        return real(path)
+        return real(data, *args, **kwargs)
 
-    monkeypatch.setattr(_tagdb, "_read_data_file", spy)
-    monkeypatch.setattr(_tagdb, "_DEFAULT", _tagdb._new_default())
+    monkeypatch.setattr(zlib, "decompress", spy)
     return calls
 
 
-def _loaded(db: TagDatabase) -> bool:
-    return db._loaded
+def loaded(db: TagDatabase) -> bool:
+    """``db.loaded``, read through a call (mypy narrows a property across asserts)."""
+    return db.loaded
+
+
+@pytest.fixture
+def fresh() -> TagDatabase:
+    """The shipped data as a new, unloaded database (the default one is shared and loaded)."""
+    return TagDatabase.from_file(DEFAULT_TAGDB_FILE)
 
 
 # -- the shipped database ----------------------------------------------------------------------
@@ -117,7 +131,7 @@ def test_default_counts_and_repr() -> None:
 
 def test_shipped_file_is_well_formed() -> None:
     """The data file's sections are sorted, unique and normalised, as bisection needs."""
-    lines = gzip.decompress(_tagdb._DATA_FILE.read_bytes()).decode("utf-8").split("\n")
+    lines = gzip.decompress(DEFAULT_TAGDB_FILE.read_bytes()).decode("utf-8").split("\n")
     magic, version, *fields = lines[0].split("\t")
     counts = dict(field.split("=", 1) for field in fields)
     assert (magic, version) == ("animagine-tagdb", "1")
@@ -130,11 +144,11 @@ def test_shipped_file_is_well_formed() -> None:
     names = lines[1:end]
     assert not set(lines[1:split]) & set(lines[split:end])
     assert all(name and name == normalize_name(name).lower() for name in names)
-    assert _tagdb._DATA_FILE.stat().st_size <= 3_000_000
+    assert DEFAULT_TAGDB_FILE.stat().st_size <= 3_000_000
 
 
 def test_notice_attributes_the_source() -> None:
-    notice = (_tagdb._DATA_FILE.parent / "NOTICE").read_text(encoding="utf-8")
+    notice = (DEFAULT_TAGDB_FILE.parent / "NOTICE").read_text(encoding="utf-8")
     assert "tipo-kgen 0.3.1" in notice
     assert "Apache License, Version 2.0" in notice
 
@@ -142,37 +156,64 @@ def test_notice_attributes_the_source() -> None:
 # -- lazy, thread-safe loading ------------------------------------------------------------------
 
 
-def test_default_reads_its_file_on_first_lookup(spy_loader: list[Path]) -> None:
-    db = TagDatabase.default()
-    assert db is TagDatabase.default()
-    assert not _loaded(db)
-    assert spy_loader == []
-    assert repr(db) == "<TagDatabase default (not loaded)>"
-    assert db.is_character("arima kana")
-    assert _loaded(db)
-    assert spy_loader == [_tagdb._DATA_FILE]
-    assert db.is_series("hololive")
-    assert spy_loader == [_tagdb._DATA_FILE]
+def test_default_reads_its_file_on_first_lookup() -> None:
+    """In a fresh interpreter: importing and ``default()`` read nothing; the first lookup does."""
+    code = (
+        "from animagine.core import TagDatabase\n"
+        "db = TagDatabase.default()\n"
+        "print(db.loaded, repr(db))\n"
+        "print(db.is_character('arima kana'), db.loaded, db is TagDatabase.default())\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.splitlines() == [
+        "False <TagDatabase default (not loaded)>",
+        "True True True",
+    ]
 
 
-def test_union_with_default_stays_lazy(spy_loader: list[Path]) -> None:
-    db = TagDatabase.default() | TagDatabase.from_names(characters=["my oc"])
-    assert repr(db) == "<TagDatabase default (not loaded) | names (1 character, 0 series)>"
-    assert spy_loader == []
+def test_from_file_reads_on_first_lookup_once(fresh: TagDatabase, reads: list[int]) -> None:
+    assert not loaded(fresh)
+    assert reads == []
+    assert repr(fresh) == f"<TagDatabase {str(DEFAULT_TAGDB_FILE)!r} (not loaded)>"
+    assert fresh.is_character("arima kana")
+    assert loaded(fresh)
+    assert len(reads) == 1
+    assert fresh.is_series("hololive")
+    assert len(reads) == 1
+
+
+def test_load_reads_now_and_returns_the_database(fresh: TagDatabase, reads: list[int]) -> None:
+    assert fresh.load() is fresh
+    assert loaded(fresh)
+    assert len(reads) == 1
+    assert fresh.load() is fresh
+    assert len(reads) == 1
+    assert TagDatabase.default().load() is TagDatabase.default()
+    assert TagDatabase.empty().load().loaded
+
+
+def test_union_with_a_file_stays_lazy(fresh: TagDatabase, reads: list[int]) -> None:
+    db = fresh | TagDatabase.from_names(characters=["my oc"])
+    assert repr(db) == (
+        f"<TagDatabase {str(DEFAULT_TAGDB_FILE)!r} (not loaded) | names (1 character, 0 series)>"
+    )
+    assert not loaded(db)
     assert db.kind("my oc") == "character"  # answered by the right operand: nothing read
-    assert spy_loader == []
+    assert reads == []
     assert db.kind("arima kana") == "character"
-    assert len(spy_loader) == 1
+    assert len(reads) == 1
+    assert loaded(db)
 
 
-def test_concurrent_first_lookups_read_once(spy_loader: list[Path]) -> None:
-    db = TagDatabase.default()
+def test_concurrent_first_lookups_read_once(fresh: TagDatabase, reads: list[int]) -> None:
     results: list[str | None] = []
     barrier = threading.Barrier(8)
 
     def look() -> None:
         barrier.wait()
-        results.append(db.kind("hololive"))
+        results.append(fresh.kind("hololive"))
 
     threads = [threading.Thread(target=look) for _ in range(8)]
     for thread in threads:
@@ -180,21 +221,39 @@ def test_concurrent_first_lookups_read_once(spy_loader: list[Path]) -> None:
     for thread in threads:
         thread.join()
     assert results == ["series"] * 8
-    assert len(spy_loader) == 1
-
-
-def test_failed_load_raises_and_is_retried(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(_tagdb, "_DATA_FILE", tmp_path / "missing.txt.gz")
-    db = _tagdb._new_default()
-    for _ in range(2):
-        with pytest.raises(TagDatabaseError, match=r"missing\.txt\.gz"):
-            db.kind("arima kana")
-    assert not db._loaded
+    assert len(reads) == 1
 
 
 def _write_gzip(path: Path, text: str) -> Path:
     path.write_bytes(gzip.compress(text.encode("utf-8")))
     return path
+
+
+def test_failed_load_raises_and_is_retried(tmp_path: Path) -> None:
+    path = tmp_path / "db.txt.gz"
+    path.write_bytes(b"not gzip")
+    db = TagDatabase.from_file(path)
+    for _ in range(2):
+        with pytest.raises(TagDatabaseError, match=r"db\.txt\.gz"):
+            db.kind("arima kana")
+        assert not loaded(db)
+    with pytest.raises(TagDatabaseError):
+        db.load()
+    _write_gzip(path, "animagine-tagdb\t1\tcharacters=1\tseries=0\narima kana\n")
+    assert db.kind("arima kana") == "character"
+    assert loaded(db)
+
+
+def test_from_file_bad_paths(tmp_path: Path) -> None:
+    with pytest.raises(MissingFileError) as missing:
+        TagDatabase.from_file(tmp_path / "nowhere.txt.gz")
+    assert isinstance(missing.value, FileNotFoundError)
+    assert missing.value.filename == str(tmp_path / "nowhere.txt.gz")
+    with pytest.raises(NotAFileError) as folder:
+        TagDatabase.from_file(tmp_path)
+    assert isinstance(folder.value, IsADirectoryError)
+    with pytest.raises(WrongTypeError):
+        TagDatabase.from_file(3)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -206,26 +265,44 @@ def _write_gzip(path: Path, text: str) -> Path:
         (gzip.compress(b"animagine-tagdb\t2\tcharacters=0\tseries=0\n"), "line 1: expected"),
         (gzip.compress(b"animagine-tagdb\t1\tcharacters=x\tseries=0\n"), "line 1: header"),
         (gzip.compress(b"animagine-tagdb\t1\tseries=0\n"), "line 1: header"),
+        (gzip.compress(b"animagine-tagdb\t1\tcharacters=-1\tseries=2\na\n"), "negative"),
         (gzip.compress(b"animagine-tagdb\t1\tcharacters=2\tseries=0\na\n"), "promises 2"),
         (gzip.compress(b"animagine-tagdb\t1\tcharacters=1\tseries=0\na\nb\n"), "promises 1"),
+        (gzip.compress(b"animagine-tagdb\t1\tcharacters=2\tseries=0\nb\na\n"), "line 3: names"),
+        (gzip.compress(b"animagine-tagdb\t1\tcharacters=0\tseries=2\na\na\n"), "not sorted"),
     ],
 )
 def test_corrupt_data_file(tmp_path: Path, content: bytes, message: str) -> None:
     path = tmp_path / "db.txt.gz"
     path.write_bytes(content)
     with pytest.raises(TagDatabaseError, match=message):
-        _tagdb._read_data_file(path)
+        TagDatabase.from_file(path).load()
 
 
 def test_data_file_round_trip(tmp_path: Path) -> None:
     text = "animagine-tagdb\t1\tcharacters=2\tseries=1\tsource=test\na\nc\nb\n"
-    table = _tagdb._read_data_file(_write_gzip(tmp_path / "db.txt.gz", text))
-    assert table.find("a") == ("character", "a")
-    assert table.find("c") == ("character", "c")
-    assert table.find("b") == ("series", "b")
-    assert table.find("d") is None
-    assert table.find("") is None
-    assert len(table) == 3
+    db = TagDatabase.from_file(_write_gzip(tmp_path / "db.txt.gz", text))
+    assert db.kind("a") == "character"
+    assert db.kind("c") == "character"
+    assert db.kind("b") == "series"
+    assert db.kind("d") is None
+    assert db.kind("") is None
+    assert len(db) == 3
+    assert sorted(db.names()) == ["a", "b", "c"]
+
+
+def test_names(sample: TagDatabase) -> None:
+    names = list(sample.names())
+    assert len(names) == len(set(names)) == len(sample)
+    assert "arima kana" in names
+    assert "hololive" in names
+    assert "kana arima" not in names  # an alias
+    mine = TagDatabase.from_names(characters=["My OC", "arima kana"], series=["X"])
+    union = sample | mine
+    both = list(union.names())
+    assert len(both) == len(set(map(str.lower, both))) == len(union) == len(sample) + 2
+    assert "My OC" in both  # the canonical spelling
+    assert list(TagDatabase.empty().names()) == []
 
 
 # -- from_names, empty ------------------------------------------------------------------------
@@ -484,35 +561,42 @@ def test_csv_malformed(tmp_path: Path, content: bytes, line: int, message: str) 
 
 def test_csv_missing_file(tmp_path: Path) -> None:
     path = tmp_path / "nowhere.csv"
-    with pytest.raises(TagDatabaseError, match=r"nowhere\.csv") as info:
+    with pytest.raises(MissingFileError, match=r"nowhere\.csv") as info:
         TagDatabase.from_csv(path)
-    assert not isinstance(info.value, OSError)
-    assert isinstance(info.value.__cause__, FileNotFoundError)
+    assert isinstance(info.value, FileNotFoundError)
+    assert info.value.filename == str(path)
 
 
 def test_csv_directory_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(TagDatabaseError, match="cannot read tag database"):
+    with pytest.raises(NotAFileError) as info:
         TagDatabase.from_csv(tmp_path)
+    assert isinstance(info.value, IsADirectoryError)
 
 
-# -- internals ----------------------------------------------------------------------------------
+def test_csv_path_must_be_a_path() -> None:
+    with pytest.raises(WrongTypeError, match="path must be"):
+        TagDatabase.from_csv(0)  # type: ignore[arg-type]  # not stdin
+
+
+# -- series from qualifiers -------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    ("name", "qualifiers"),
+    ("character", "series", "expected"),
     [
-        ("a (b)", ["b"]),
-        ("a (b) (c)", ["c", "b"]),
-        ("awp (girls' frontline) (nekoya (liu))", ["nekoya (liu)", "girls' frontline"]),
-        ("a", []),
-        ("(b)", []),
-        ("a(b)", []),
-        (" (b)", []),
-        ("a b)", []),
-        ("a (b))", []),
-        ("a ()", [""]),
-        ("x (y (z)", ["z"]),
+        ("a (b)", ["b"], "b"),
+        ("a (b) (c)", ["b", "c"], "c"),  # right to left
+        ("a (b) (c)", ["b"], "b"),
+        ("awp (girls' frontline) (nekoya (liu))", ["girls' frontline"], "girls' frontline"),
+        ("awp (girls' frontline) (nekoya (liu))", ["nekoya (liu)"], "nekoya (liu)"),
+        ("a", ["a"], None),
+        ("a(b)", ["b"], None),  # a qualifier follows a space
+        ("a b)", ["b"], None),
+        ("a (b))", ["b"], None),  # unbalanced
+        ("x (y (z)", ["z", "y (z"], "z"),
+        ("saber (fate)", ["fate (series)"], "fate (series)"),
     ],
 )
-def test_qualifiers(name: str, qualifiers: list[str]) -> None:
-    assert list(_tagdb._qualifiers(name)) == qualifiers
+def test_series_from_qualifiers(character: str, series: list[str], expected: str | None) -> None:
+    db = TagDatabase.from_names(characters=[character], series=series)
+    assert db.series_of(character) == expected

@@ -7,30 +7,43 @@ is ``long hair``; emoticons such as ``^_^`` keep theirs), brackets that are part
 escaped (``hu tao \\(genshin impact\\)``) and a multi-line caption becomes one line. A caption's
 trailing newline (``\\n`` or ``\\r\\n``) and UTF-8 byte order mark are kept as they were.
 
-Files are rewritten in place, each one atomically: the new text goes to a temporary file in the
-same folder, which takes the old file's permission bits and is then moved over it with
-:func:`os.replace`, so a reader sees the old caption or the new one, never half of one. A file
-that does not parse is left untouched and reported. Nothing here prints; the CLI does.
+Files are rewritten in place, each one atomically with :func:`animagine.files.write_atomic`: the
+new text goes to a temporary file in the same folder, which takes the old file's permission bits
+and is then moved over it with :func:`os.replace`, so a reader sees the old caption or the new
+one, never half of one. A file that does not parse is left untouched and reported. Nothing here
+prints; the CLI does.
+
+With ``jobs`` above 1 the work is shared by worker processes. On Linux each worker asks the
+kernel to send it ``SIGTERM`` when the process that started it dies, so killing a run (even with
+``SIGKILL``) leaves no workers behind; elsewhere the workers finish their current chunk and find
+their queue gone.
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
+import ctypes
 import functools
+import multiprocessing
 import os
-import stat
-import tempfile
+import signal
+import sys
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from multiprocessing.context import BaseContext
 from pathlib import Path
 from typing import Final, Literal
 
 import attrs
 
-from animagine.core._prompt import Prompt
-from animagine.core._vocab import ModelVersion, get_version
-from animagine.errors import PromptSyntaxError
+from animagine.core import ModelVersion, Prompt, get_version
+from animagine.errors import (
+    InvalidArgumentError,
+    MissingFileError,
+    PromptSyntaxError,
+    PromptTooLongError,
+    WrongTypeError,
+)
+from animagine.files import write_atomic
 
 __all__ = [
     "CaptionFailure",
@@ -105,8 +118,13 @@ def normalise_caption(text: str, *, version: str | ModelVersion = "v4") -> str:
     """The canonical form of one caption's text for ``version``, keeping its line ending.
 
     Raises:
-        PromptSyntaxError: the caption is not a valid prompt (positions refer to ``text``).
+        PromptSyntaxError: the caption is not a valid prompt (positions refer to ``text``);
+            :class:`~animagine.errors.PromptTooLongError` when it is longer than
+            :data:`~animagine.core.MAX_PROMPT_CHARS`.
+        WrongTypeError: ``text`` is not a str.
     """
+    if not isinstance(text, str):
+        raise WrongTypeError(f"caption text must be a str, got {type(text).__name__}")
     bom = _BOM if text.startswith(_BOM) else ""
     body = text[len(bom) :]
     ending = ""
@@ -117,7 +135,7 @@ def normalise_caption(text: str, *, version: str | ModelVersion = "v4") -> str:
     try:
         canonical = str(Prompt.parse(body, version=version))
     except PromptSyntaxError as error:
-        if not bom:
+        if not bom or isinstance(error, PromptTooLongError):
             raise
         # Report the position in the file as written, BOM included.
         raise PromptSyntaxError(error.reason, text=text, offset=error.offset + 1) from error
@@ -136,19 +154,22 @@ def find_captions(
     interrupted run.
 
     Raises:
-        FileNotFoundError: a root does not exist.
-        ValueError: ``extension`` does not start with a dot.
+        MissingFileError: a root does not exist (a ``FileNotFoundError``).
+        InvalidArgumentError: ``extension`` does not look like ``.txt`` (a ``ValueError``).
+        WrongTypeError: ``roots`` is not an iterable of paths, or ``extension`` not a str.
     """
-    if not extension.startswith(".") or len(extension) < 2:
-        raise ValueError(f"extension must look like '.txt', got {extension!r}")
+    if not isinstance(extension, str):
+        raise WrongTypeError(f"extension must be a str, got {type(extension).__name__}")
+    if not extension.startswith(".") or len(extension) < 2 or any(c in extension for c in "/\\*?["):
+        raise InvalidArgumentError(f"extension must look like '.txt', got {extension!r}")
     found: list[Path] = []
-    for root in roots:
+    for root in _paths("roots", roots):
         path = Path(root)
         if path.is_file():
             found.append(path)
             continue
         if not path.is_dir():
-            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(path))
+            raise MissingFileError.from_path(path)
         pattern = f"*{extension}"
         matches = path.rglob(pattern) if recursive else path.glob(pattern)
         found.extend(
@@ -184,12 +205,15 @@ def normalise_captions(
 
     Raises:
         UnknownVersionError: unknown ``version``.
-        ValueError: ``jobs`` is not a positive int.
+        InvalidArgumentError: ``jobs`` is below 1 (a ``ValueError``).
+        WrongTypeError: ``jobs`` is not an int, or ``paths`` not an iterable of paths.
     """
     resolved = get_version(version)
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise ValueError(f"jobs must be a positive int, got {jobs!r}")
-    files = [Path(p) for p in paths]
+    if isinstance(jobs, bool) or not isinstance(jobs, int):
+        raise WrongTypeError(f"jobs must be a positive int, got {type(jobs).__name__}: {jobs!r}")
+    if jobs < 1:
+        raise InvalidArgumentError(f"jobs must be a positive int, got {jobs!r}")
+    files = [Path(p) for p in _paths("paths", paths)]
     work = functools.partial(_normalise_file, version=resolved.name, check=check)
     results: Iterable[tuple[Outcome, CaptionFailure | None]]
     if jobs == 1 or len(files) < 2:
@@ -199,9 +223,75 @@ def normalise_captions(
     chunk = max(1, min(_MAX_CHUNK, len(files) // (workers * 4)))
     _warm_up(resolved.name)  # a forked worker inherits the loaded tag database
     with ProcessPoolExecutor(
-        max_workers=workers, initializer=_warm_up, initargs=(resolved.name,)
+        max_workers=workers,
+        mp_context=_pool_context(),
+        initializer=_start_worker,
+        initargs=(resolved.name, os.getpid()),
     ) as pool:
         return _report(files, pool.map(work, files, chunksize=chunk), check)
+
+
+def _paths(argument: str, paths: object) -> list[str | os.PathLike[str]]:
+    """``paths`` as a list, when it is an iterable of str or path objects."""
+    if isinstance(paths, (str, os.PathLike)):
+        raise WrongTypeError(f"{argument} must be an iterable of paths, not a single path")
+    try:
+        items: list[object] = list(paths)  # type: ignore[call-overload]
+    except TypeError:
+        raise WrongTypeError(
+            f"{argument} must be an iterable of paths, got {type(paths).__name__}"
+        ) from None
+    checked: list[str | os.PathLike[str]] = []
+    for item in items:
+        if not isinstance(item, (str, os.PathLike)):
+            raise WrongTypeError(
+                f"{argument} must hold str or os.PathLike paths, got {type(item).__name__}"
+            )
+        checked.append(item)
+    return checked
+
+
+def _pool_context() -> BaseContext:
+    """The start method for workers: the default, unless that would not make them our children.
+
+    A worker's parent-death signal and its check of the parent's pid need the worker to be a
+    child of this process, which ``forkserver`` workers are not; on Linux, use ``spawn`` then.
+    """
+    context = multiprocessing.get_context()
+    if sys.platform.startswith("linux") and context.get_start_method() == "forkserver":
+        return multiprocessing.get_context("spawn")
+    return context
+
+
+def _start_worker(version: str, parent: int) -> None:
+    """Worker initializer: end with the parent process, then load what parsing needs."""
+    _die_with_parent(parent)
+    _warm_up(version)
+
+
+_PR_SET_PDEATHSIG: Final = 1  # from <linux/prctl.h>
+
+
+def _die_with_parent(parent: int) -> None:
+    """On Linux, have the kernel send ``SIGTERM`` to this process when ``parent`` dies.
+
+    The signal is tied to the parent from now on, so a parent that died before the call is
+    caught by comparing the current parent's pid with ``parent``. Elsewhere, or when ``prctl``
+    is not available, this does nothing.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        prctl = libc.prctl
+    except (OSError, AttributeError):
+        return
+    prctl.restype = ctypes.c_int
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    if prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        return
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _report(
@@ -247,26 +337,6 @@ def _normalise_file(
         except OSError as error:
             return "failed", CaptionFailure(path, "write", _reason(error))
     return "changed", None
-
-
-def write_atomic(path: str | os.PathLike[str], text: str) -> None:
-    """Replace the existing file ``path`` with ``text`` (UTF-8, newlines as given), atomically.
-
-    The text goes to a temporary file in the same folder, which takes the file's permission bits
-    and is moved over it with :func:`os.replace`. A symlink is followed: its target is replaced.
-    """
-    target = Path(os.path.realpath(path))
-    mode = stat.S_IMODE(os.stat(target).st_mode)
-    descriptor, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with open(descriptor, "w", encoding="utf-8", newline="") as file:
-            file.write(text)
-        os.chmod(temp, mode)
-        os.replace(temp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
 
 
 def _reason(error: BaseException) -> str:

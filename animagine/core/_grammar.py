@@ -16,23 +16,31 @@ without backslashes. ``tests/test_grammar.py`` proves the paths agree with Hypot
 from __future__ import annotations
 
 import functools
+import math
 import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final, NamedTuple
 
 from animagine.core._tag import BREAK, Tag, normalize_name
-from animagine.errors import PromptSyntaxError
+from animagine.errors import PromptSyntaxError, PromptTooLongError, WrongTypeError
 
 if TYPE_CHECKING:
     import lark
 
-__all__ = ["ParsedTag", "parse_tags"]
+__all__ = ["MAX_PROMPT_CHARS", "TERMINALS", "ParsedTag", "parse_tags"]
+
+#: The longest prompt text read, in characters. Longer text raises :class:`PromptTooLongError`
+#: before anything is parsed. SDXL reads 77 tokens per chunk; 100,000 characters is hundreds of
+#: chunks, far beyond any real prompt, and reading it takes well under a second (reading and lint
+#: take time linear in the length of the text).
+MAX_PROMPT_CHARS: Final = 100_000
 
 ROUND_MULTIPLIER: Final = 1.1
 SQUARE_MULTIPLIER: Final = 1 / 1.1
 
-# Terminal patterns in the lexer's priority order. They are the ones in grammar/prompt.lark,
-# character for character (a test compares them with what Lark loads).
+#: The grammar's terminals as ``(name, regular expression)``, in the lexer's priority order: the
+#: patterns of ``grammar/prompt.lark`` character for character (a test compares them with what
+#: Lark loads). The fast reader is one regular expression built from them.
 TERMINALS: Final[tuple[tuple[str, str], ...]] = (
     ("AND", r"\bAND\b"),
     ("EXTRA", r"<[A-Za-z_][\w-]*:[^>\n]*>"),
@@ -122,17 +130,16 @@ def _lark_tokens(text: str) -> list[Token]:
     except lark.exceptions.UnexpectedInput as error:
         raise _syntax_error(text, error) from error
     tokens: list[Token] = []
-
-    def walk(node: lark.Tree[lark.Token]) -> None:
-        for child in node.children:
-            if isinstance(child, lark.Token):
-                assert child.start_pos is not None
-                assert child.end_pos is not None
-                tokens.append((child.type, str(child), child.start_pos, child.end_pos))
-            else:
-                walk(child)
-
-    walk(tree)
+    # Depth first, left to right, without recursion: brackets may nest thousands deep.
+    stack: list[lark.Tree[lark.Token] | lark.Token] = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, lark.Token):
+            assert node.start_pos is not None
+            assert node.end_pos is not None
+            tokens.append((node.type, str(node), node.start_pos, node.end_pos))
+        else:
+            stack.extend(reversed(node.children))
     return tokens
 
 
@@ -236,22 +243,41 @@ def _make_tag(raw: str, weight: float) -> Tag | None:
     return tag
 
 
-def _matching(tokens: Sequence[Token]) -> dict[int, int]:
+class _Groups(NamedTuple):
+    """Bracket structure, found in one pass so that no group is scanned once per opener."""
+
+    close: dict[int, int]  # opener index -> its closer's index
+    pipe: dict[int, int]  # opener index -> the first `|` directly inside that group
+
+
+def _matching(tokens: Sequence[Token]) -> _Groups:
     pairs: dict[int, int] = {}
+    pipes: dict[int, int] = {}
     stack: list[int] = []
     for index, token in enumerate(tokens):
-        if token[0] in _OPEN:
+        kind = token[0]
+        if kind in _OPEN:
             stack.append(index)
-        elif token[0] in _CLOSE:
+        elif kind in _CLOSE:
             pairs[stack.pop()] = index
-    return pairs
+        elif kind == "PIPE" and stack and stack[-1] not in pipes:
+            pipes[stack[-1]] = index
+    return _Groups(pairs, pipes)
 
 
-def _group_multiplier(text: str, tokens: Sequence[Token], open_index: int, close: int) -> float:
-    """The factor a bracket group applies, rejecting what A1111 means but we do not support."""
+def _group_multiplier(
+    text: str, tokens: Sequence[Token], open_index: int, groups: _Groups
+) -> float:
+    """The factor a bracket group applies, rejecting what A1111 means but we do not support.
+
+    Only the opener and the last two tokens of the group are looked at (``groups`` knows where
+    its ``|`` is), so nested groups cost nothing extra.
+    """
     opener = tokens[open_index]
-    inner = tokens[open_index + 1 : close]
-    weight = inner[-1] if inner and inner[-1][0] == "WEIGHT" else None
+    close = groups.close[open_index]
+    size = close - open_index - 1  # tokens inside the group
+    last = tokens[close - 1] if size else None
+    weight = last if last is not None and last[0] == "WEIGHT" else None
     if opener[0] == "LSQB":
         if weight is not None:
             raise PromptSyntaxError(
@@ -259,34 +285,30 @@ def _group_multiplier(text: str, tokens: Sequence[Token], open_index: int, close
                 text=text,
                 offset=opener[2],
             )
-        level = 0
-        for token in inner:
-            if token[0] in _OPEN:
-                level += 1
-            elif token[0] in _CLOSE:
-                level -= 1
-            elif token[0] == "PIPE" and level == 0:
-                raise PromptSyntaxError(
-                    "alternation '[a|b]' is not supported",
-                    text=text,
-                    offset=token[2],
-                )
+        pipe = groups.pipe.get(open_index)
+        if pipe is not None:
+            raise PromptSyntaxError(
+                "alternation '[a|b]' is not supported",
+                text=text,
+                offset=tokens[pipe][2],
+            )
         return SQUARE_MULTIPLIER
     if weight is not None:
         return float(weight[1].strip(": \t"))
     # `(a:)` and `(a:1.2.3)`: a colon before the closer that was meant as a weight.
-    if inner and inner[-1][0] == "COLON":
-        raise PromptSyntaxError("missing weight after ':'", text=text, offset=inner[-1][3])
+    if last is not None and last[0] == "COLON":
+        raise PromptSyntaxError("missing weight after ':'", text=text, offset=last[3])
     if (
-        len(inner) >= 2
-        and inner[-2][0] == "COLON"
-        and inner[-1][0] == "TEXT"
-        and (_NUMBERISH.match(inner[-1][1]))
+        last is not None
+        and size >= 2
+        and tokens[close - 2][0] == "COLON"
+        and last[0] == "TEXT"
+        and (_NUMBERISH.match(last[1]))
     ):
         raise PromptSyntaxError(
-            f"weight {inner[-1][1].strip()!r} is not a number",
+            f"weight {last[1].strip()!r} is not a number",
             text=text,
-            offset=inner[-1][2] + len(inner[-1][1]) - len(inner[-1][1].lstrip()),
+            offset=last[2] + len(last[1]) - len(last[1].lstrip()),
         )
     return ROUND_MULTIPLIER
 
@@ -307,7 +329,8 @@ def _qualifier_close(tokens: Sequence[Token], open_index: int, close: int) -> bo
 
 
 def _assemble(text: str, tokens: Sequence[Token]) -> list[ParsedTag]:
-    pairs = _matching(tokens) if any(t[0] in _OPEN for t in tokens) else {}
+    groups = _matching(tokens) if any(t[0] in _OPEN for t in tokens) else _Groups({}, {})
+    pairs = groups.close
     items: list[ParsedTag] = []
     pieces: list[str] = []
     first = last = 0  # source span of the pieces
@@ -359,7 +382,13 @@ def _assemble(text: str, tokens: Sequence[Token]) -> list[ParsedTag]:
                 continue
             flush()
             weights.append(weight)
-            weight *= _group_multiplier(text, tokens, index, close)
+            weight *= _group_multiplier(text, tokens, index, groups)
+            if not math.isfinite(weight):
+                raise PromptSyntaxError(
+                    "emphasis weight out of range (too many brackets, or too big a weight)",
+                    text=text,
+                    offset=token[2],
+                )
         elif kind == "RPAR" or kind == "RSQB":  # noqa: PLR1714
             flush()
             weight = weights.pop()
@@ -397,9 +426,17 @@ def parse_tags(text: str, *, use_grammar: bool = False) -> list[ParsedTag]:
             give the same result).
 
     Raises:
-        TypeError: ``text`` is not a ``str``.
+        WrongTypeError: ``text`` is not a ``str`` (a ``TypeError``).
+        PromptTooLongError: ``text`` is longer than :data:`MAX_PROMPT_CHARS`.
         PromptSyntaxError: the text is not a valid prompt.
     """
-    if not isinstance(text, str):
-        raise TypeError(f"prompt must be a str, got {type(text).__name__}")
+    check_text(text)
     return _assemble(text, tokenize(text, use_grammar=use_grammar))
+
+
+def check_text(text: object) -> None:
+    """Raise unless ``text`` is a str of at most :data:`MAX_PROMPT_CHARS` characters."""
+    if not isinstance(text, str):
+        raise WrongTypeError(f"prompt must be a str, got {type(text).__name__}")
+    if len(text) > MAX_PROMPT_CHARS:
+        raise PromptTooLongError(text=text, limit=MAX_PROMPT_CHARS)

@@ -5,17 +5,18 @@ Every code is documented in docs/lint.md; keep the two in step.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable
 from typing import Final, Literal
 
 import attrs
 
 from animagine.core._classify import Classified, Slot, classify, convert_special
-from animagine.core._grammar import parse_tags
+from animagine.core._grammar import check_text, parse_tags
 from animagine.core._tag import Tag, escape_name, format_weight
-from animagine.core._tagdb import TagDatabase
+from animagine.core._tagdb import TagDatabase, database_or_default
 from animagine.core._vocab import ModelVersion, get_version
-from animagine.errors import PromptSyntaxError
+from animagine.errors import InvalidArgumentError, PromptSyntaxError, WrongTypeError
 
 __all__ = ["CODES", "Diagnostic", "apply_fixes", "lint"]
 
@@ -146,9 +147,9 @@ def order_violations(text: str, found: Classified, version: ModelVersion) -> lis
                 fix,
             )
         )
+    rating = _rating_name(found) if found.conflicts else ""
     for index in found.conflicts:
         item = items[index]
-        rating = next(items[i].tag.name for i, s in enumerate(slots) if s == "rating")
         out.append(
             _diagnostic(
                 "rating-conflict",
@@ -159,6 +160,34 @@ def order_violations(text: str, found: Classified, version: ModelVersion) -> lis
         )
     out.sort(key=lambda d: d.start)
     return out
+
+
+class _Lines:
+    """1-based (line, column) of offsets in one text; line starts are found once, on first use."""
+
+    __slots__ = ("_starts", "_text")
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._starts: list[int] | None = None
+
+    def position(self, offset: int) -> tuple[int, int]:
+        starts = self._starts
+        if starts is None:
+            text = self._text
+            starts = [0]
+            found = text.find("\n")
+            while found != -1:
+                starts.append(found + 1)
+                found = text.find("\n", found + 1)
+            self._starts = starts
+        line = bisect_right(starts, offset)
+        return line, offset - starts[line - 1] + 1
+
+
+def _rating_name(found: Classified) -> str:
+    """The name of the prompt's rating (the one a second rating conflicts with or repeats)."""
+    return next(found.items[i].tag.name for i, s in enumerate(found.slots) if s == "rating")
 
 
 def _foreign_fix(tag: Tag, slot: Slot, source: ModelVersion, version: ModelVersion) -> str | None:
@@ -201,21 +230,28 @@ def lint(
     ``nsfw-risk``, ``year-conflict`` (docs/lint.md explains each). A text that cannot be parsed
     gives one ``syntax`` diagnostic instead of raising.
 
+    ``text`` may be at most :data:`~animagine.core.MAX_PROMPT_CHARS` (100,000) characters; lint
+    takes time linear in its length.
+
     Raises:
-        TypeError: ``text`` is not a str.
+        WrongTypeError: ``text`` is not a str, or ``database`` not a TagDatabase (a
+            ``TypeError``).
         UnknownVersionError: unknown ``version``.
+        PromptTooLongError: ``text`` is longer than :data:`~animagine.core.MAX_PROMPT_CHARS`
+            (raised, not reported: a text that size is not a prompt to fix).
     """
     resolved = get_version(version)
+    check_text(text)
+    database = database_or_default(database)
     try:
         items = parse_tags(text)
     except PromptSyntaxError as error:
         return [_diagnostic("syntax", error.reason, error.offset, error.offset)]
-    if database is None:
-        database = TagDatabase.default()
     found = classify(items, resolved, database)
     out = order_violations(text, found, resolved)
     seen: dict[str, int] = {}
     seen_twice: set[str] = set()
+    lines = _Lines(text)
     for index, item in enumerate(items):
         tag = item.tag
         if tag.is_break:
@@ -246,9 +282,7 @@ def lint(
             seen_twice.add(key)
             span = _removal_span(text, item.start, item.end) if tag.weight == 1.0 else None
             first = items[seen[key]]
-            line, column = Diagnostic("duplicate", "warning", "", first.start, first.end).position(
-                text
-            )
+            line, column = lines.position(first.start)
             out.append(
                 _diagnostic(
                     "duplicate",
@@ -260,11 +294,11 @@ def lint(
             )
         else:
             seen[key] = index
+    rating = _rating_name(found) if found.duplicate_ratings else ""
     for index in found.duplicate_ratings:
         item = items[index]
         if item.tag.name.lower() in seen_twice:
             continue  # already reported as a plain duplicate
-        rating = next(items[i].tag.name for i, s in enumerate(found.slots) if s == "rating")
         out.append(
             _diagnostic(
                 "duplicate",
@@ -306,12 +340,49 @@ def lint(
 
 
 def apply_fixes(text: str, diagnostics: Iterable[Diagnostic]) -> str:
-    """Apply every diagnostic's ``fix`` to ``text``; a fix overlapping an earlier one is skipped."""
+    """Apply every diagnostic's ``fix`` to ``text``; a fix overlapping an earlier one is skipped.
+
+    Raises:
+        WrongTypeError: ``text`` is not a str, or ``diagnostics`` holds something other than
+            :class:`Diagnostic` (a ``TypeError``).
+        InvalidArgumentError: a diagnostic with a fix spans outside ``text`` (it was made for
+            another text; a ``ValueError``).
+    """
+    if not isinstance(text, str):
+        raise WrongTypeError(f"text must be a str, got {type(text).__name__}")
+    if isinstance(diagnostics, (str, Diagnostic)):
+        raise WrongTypeError(
+            f"diagnostics must be an iterable of Diagnostic, got a {type(diagnostics).__name__}"
+        )
+    try:
+        given = list(diagnostics)
+    except TypeError:
+        raise WrongTypeError(
+            f"diagnostics must be an iterable of Diagnostic, got {type(diagnostics).__name__}"
+        ) from None
+    fixes: list[Diagnostic] = []
+    for diagnostic in given:
+        if not isinstance(diagnostic, Diagnostic):
+            raise WrongTypeError(
+                f"diagnostics must hold Diagnostic objects, got {type(diagnostic).__name__}"
+            )
+        if diagnostic.fix is None:
+            continue
+        if not (
+            isinstance(diagnostic.start, int)
+            and isinstance(diagnostic.end, int)
+            and isinstance(diagnostic.fix, str)
+            and 0 <= diagnostic.start <= diagnostic.end <= len(text)
+        ):
+            raise InvalidArgumentError(
+                f"diagnostic {diagnostic.code!r} at {diagnostic.start!r}..{diagnostic.end!r} with"
+                f" fix {diagnostic.fix!r} does not fit a text of {len(text)} characters; was it"
+                " made for another text?"
+            )
+        fixes.append(diagnostic)
     result: list[str] = []
     cursor = 0
-    for diagnostic in sorted(
-        (d for d in diagnostics if d.fix is not None), key=lambda d: (d.start, d.end)
-    ):
+    for diagnostic in sorted(fixes, key=lambda d: (d.start, d.end)):
         if diagnostic.start < cursor:
             continue
         result.append(text[cursor : diagnostic.start])

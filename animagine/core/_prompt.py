@@ -11,9 +11,9 @@ from animagine.core._classify import Classified, classify, convert_special, rati
 from animagine.core._grammar import parse_tags
 from animagine.core._lint import order_violations
 from animagine.core._tag import BREAK_NAME, Tag
-from animagine.core._tagdb import TagDatabase
+from animagine.core._tagdb import TagDatabase, database_or_default
 from animagine.core._vocab import ModelVersion, get_version
-from animagine.errors import PromptOrderError
+from animagine.errors import InvalidArgumentError, PromptOrderError, WrongTypeError
 
 __all__ = ["Prompt", "convert", "parse"]
 
@@ -29,30 +29,26 @@ _SLOT_FIELD: Final = {
 
 def _to_tags(value: Any) -> tuple[Tag, ...]:
     if isinstance(value, (str, Tag)):
-        raise TypeError(
+        raise WrongTypeError(
             f"expected a sequence of tags, got a single {type(value).__name__} {value!r} "
             f"(write [{value!r}])"
         )
     try:
         items = list(value)
     except TypeError:
-        raise TypeError(f"expected a sequence of tags, got {type(value).__name__}") from None
+        raise WrongTypeError(f"expected a sequence of tags, got {type(value).__name__}") from None
     return tuple(item if isinstance(item, Tag) else Tag(item) for item in items)
 
 
 def _to_optional_tag(value: Any) -> Tag | None:
     tag = value if value is None or isinstance(value, Tag) else Tag(value)
     if tag is not None and tag.is_break:
-        raise ValueError("BREAK cannot be a rating or a year")
+        raise InvalidArgumentError("BREAK cannot be a rating or a year")
     return tag
 
 
 def _to_version(value: Any) -> ModelVersion:
     return get_version(value)
-
-
-def _default_database() -> TagDatabase:
-    return TagDatabase.default()
 
 
 def _join(tags: Iterable[Tag]) -> str:
@@ -112,7 +108,9 @@ class Prompt:
 
         Args:
             text: Comma-separated tags with optional A1111 emphasis (``(tag:1.2)``, ``[tag]``),
-                Danbooru escapes (``\\(``) and ``BREAK``.
+                Danbooru escapes (``\\(``) and ``BREAK``; at most
+                :data:`~animagine.core.MAX_PROMPT_CHARS` (100,000) characters. Reading takes
+                time linear in its length.
             version: The model version the prompt is for (:func:`get_version` names).
             strict: Raise :class:`PromptOrderError` if the text breaks the version's tag order,
                 uses another version's special tags, or names two different ratings.
@@ -120,13 +118,15 @@ class Prompt:
                 animagine; ``TagDatabase.empty()`` classifies identity tags by position.
 
         Raises:
-            TypeError: ``text`` is not a str.
+            WrongTypeError: ``text`` is not a str, ``version`` not a str or ModelVersion, or
+                ``database`` not a TagDatabase (a ``TypeError``).
+            UnknownVersionError: unknown ``version``.
+            PromptTooLongError: ``text`` is longer than :data:`~animagine.core.MAX_PROMPT_CHARS`.
             PromptSyntaxError: the text is not a valid prompt.
             PromptOrderError: ``strict`` and the text breaks the version's rules.
         """
         resolved = get_version(version)
-        items = parse_tags(text)
-        found = classify(items, resolved, _default_database() if database is None else database)
+        found = classify(parse_tags(text), resolved, database_or_default(database))
         if strict:
             for violation in order_violations(text, found, resolved):
                 raise PromptOrderError(
@@ -203,7 +203,7 @@ class Prompt:
 
     def with_quality_tags(self, tags: Iterable[str | Tag] | None = None) -> Prompt:
         """Add quality tags (default: the version's recommended ones) that are not there yet."""
-        wanted = self.version.recommended_quality if tags is None else tags
+        wanted = self.version.recommended_quality if tags is None else _to_tags(tags)
         present = {tag.name.lower() for tag in self.tags}
         extra = [t if isinstance(t, Tag) else Tag(t) for t in wanted]
         added = tuple(t for t in extra if t.name.lower() not in present)
@@ -262,7 +262,9 @@ class Prompt:
         """Rebuild a prompt written by :meth:`to_json`.
 
         Raises:
-            ValueError: the data is not a prompt written by :meth:`to_json`.
+            InvalidArgumentError: the data is not a prompt written by :meth:`to_json` (a
+                ``ValueError``).
+            UnknownVersionError: its version is not known.
         """
         try:
             fields: dict[str, Any] = {"version": data["version"]}
@@ -271,8 +273,8 @@ class Prompt:
             for name in ("rating", "year"):
                 value = data.get(name)
                 fields[name] = None if value is None else Tag(value[0], value[1])
-        except (KeyError, TypeError, ValueError) as error:
-            raise ValueError(f"not a serialised Prompt: {error}") from error
+        except (KeyError, IndexError, TypeError, ValueError) as error:
+            raise InvalidArgumentError(f"not a serialised Prompt: {error}") from error
         return cls(**fields)
 
 
@@ -317,5 +319,11 @@ def convert(text: str, *, to: str | ModelVersion, source: str | ModelVersion = "
 
     Returns:
         The canonical prompt for ``to``.
+
+    Raises:
+        PromptSyntaxError: ``text`` is not a valid prompt (:class:`PromptTooLongError` when it
+            is longer than :data:`~animagine.core.MAX_PROMPT_CHARS`).
+        UnknownVersionError: unknown ``to`` or ``source``.
+        WrongTypeError: an argument of the wrong type.
     """
     return str(Prompt.parse(text, version=source).convert(to))

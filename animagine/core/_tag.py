@@ -8,6 +8,8 @@ from typing import Any, Final
 
 import attrs
 
+from animagine.errors import InvalidArgumentError, WrongTypeError
+
 __all__ = ["BREAK", "Tag", "format_weight", "lookup_key", "normalize_name"]
 
 # Emoticon tags keep their underscores: in them `_` is a mouth, not a space. The list is
@@ -67,10 +69,13 @@ def format_weight(weight: float) -> str:
 
 def _to_weight(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"Tag weight must be a number, got {type(value).__name__}: {value!r}")
-    weight = float(value)
+        raise WrongTypeError(f"Tag weight must be a number, got {type(value).__name__}: {value!r}")
+    try:
+        weight = float(value)
+    except OverflowError:  # an int too big for a float
+        weight = math.inf
     if not math.isfinite(weight):
-        raise ValueError(f"Tag weight must be finite, got {weight!r}")
+        raise InvalidArgumentError(f"Tag weight must be finite, got {weight!r}")
     # Nested emphasis multiplies (1.1 * 1.1 = 1.2100000000000002); four places is far below
     # anything that changes an image and makes rendering round-trip exactly.
     return round(weight, 4)
@@ -78,21 +83,21 @@ def _to_weight(value: Any) -> float:
 
 def _to_name(value: Any) -> str:
     if not isinstance(value, str):
-        raise TypeError(f"Tag name must be a str, got {type(value).__name__}: {value!r}")
+        raise WrongTypeError(f"Tag name must be a str, got {type(value).__name__}: {value!r}")
     return normalize_name(value)
 
 
 def _check_name(instance: Tag, attribute: attrs.Attribute[str], value: str) -> None:
     if not value:
-        raise ValueError("Tag name must not be empty")
+        raise InvalidArgumentError("Tag name must not be empty")
     for bad in (",", "\n", "\r"):
         if bad in value:
-            raise ValueError(f"Tag name must not contain {bad!r}: {value!r}")
+            raise InvalidArgumentError(f"Tag name must not contain {bad!r}: {value!r}")
 
 
 def _check_weight(instance: Tag, attribute: attrs.Attribute[float], value: float) -> None:
     if instance.name == BREAK_NAME and value != 1.0:
-        raise ValueError(f"BREAK cannot carry a weight, got {value!r}")
+        raise InvalidArgumentError(f"BREAK cannot carry a weight, got {value!r}")
 
 
 @attrs.frozen(order=False, repr=False)
@@ -108,6 +113,11 @@ class Tag:
         '(firefly \\\\(honkai: star rail\\\\):1.2)'
 
     The tag named ``BREAK`` (see :data:`animagine.BREAK`) is A1111's chunk separator.
+
+    Raises:
+        WrongTypeError: ``name`` is not a str, or ``weight`` not a number (a ``TypeError``).
+        InvalidArgumentError: an empty name, one with a comma or a line break, a weight that is
+            not finite, or a weight on ``BREAK`` (a ``ValueError``).
     """
 
     name: str = attrs.field(converter=_to_name, validator=_check_name)

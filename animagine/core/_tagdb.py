@@ -21,13 +21,21 @@ from pathlib import Path
 from typing import Final, Literal, final
 
 from animagine.core._tag import lookup_key, normalize_name
-from animagine.errors import TagDatabaseError
+from animagine.errors import (
+    InvalidArgumentError,
+    MissingFileError,
+    NotAFileError,
+    TagDatabaseError,
+    WrongTypeError,
+)
 
-__all__ = ["TagDatabase"]
+__all__ = ["DEFAULT_TAGDB_FILE", "TagDatabase", "database_or_default"]
 
 Kind = Literal["character", "series"]
 
-_DATA_FILE: Final = Path(__file__).parent.parent / "_data" / "tagdb.txt.gz"
+#: The file of :meth:`TagDatabase.default`: gzip'd text in the format ``tools/build_tagdb.py``
+#: writes (and :meth:`TagDatabase.from_file` reads).
+DEFAULT_TAGDB_FILE: Final = Path(__file__).parent.parent / "_data" / "tagdb.txt.gz"
 _MAGIC: Final = "animagine-tagdb"
 _FORMAT: Final = "1"
 # The a1111 tag-autocomplete CSV (and Danbooru's own API) number tag categories like this.
@@ -41,7 +49,7 @@ class TagDatabase:
     """Knows which Danbooru tags are characters and which are series (copyrights).
 
     Build one with :meth:`default` (the shipped Danbooru lists), :meth:`empty`,
-    :meth:`from_names` or :meth:`from_csv`, and combine them with ``|``::
+    :meth:`from_names`, :meth:`from_csv` or :meth:`from_file`, and combine them with ``|``::
 
         >>> db = TagDatabase.default() | TagDatabase.from_names(characters=["my oc"])
         >>> db.kind("Arima_Kana"), db.kind("oshi no ko"), db.kind("my OC")
@@ -65,6 +73,11 @@ class TagDatabase:
        both is most likely the character.
 
     ``is_character``, ``is_series`` and ``kind`` always agree: a name has one kind at most.
+
+    Loading: :meth:`default` and :meth:`from_file` read their file on the first lookup, once and
+    thread-safely; the others are read when built. :attr:`loaded` says whether everything has
+    been read, and :meth:`load` reads it now (to pay the cost up front, or to see a broken file
+    fail at start-up rather than at the first prompt). :meth:`names` lists every name.
     """
 
     __slots__ = ("_layers", "_len", "_search_order")
@@ -124,14 +137,42 @@ class TagDatabase:
             A database that knows exactly these names.
 
         Raises:
-            TypeError: If an argument is a single ``str`` or holds something other than ``str``.
-            ValueError: If a name is empty or contains a comma or a line break.
+            WrongTypeError: If an argument is a single ``str``, not iterable, or holds something
+                other than ``str`` (a ``TypeError``).
+            InvalidArgumentError: If a name is empty or contains a comma or a line break (a
+                ``ValueError``).
         """
         table = _Table.from_spellings(
             characters=_collect_names("characters", characters),
             series=_collect_names("series", series),
         )
         return cls((_Layer("names", table=table),))
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> TagDatabase:
+        """A database file in the shipped format, read on the first lookup (like :meth:`default`).
+
+        The format is what ``tools/build_tagdb.py`` writes: gzip'd UTF-8 text, a tab-separated
+        header line (``animagine-tagdb``, ``1``, ``characters=N``, ``series=M``), then the
+        character names and then the series names, one lookup key per line, each section
+        sorted. :data:`~animagine.core.DEFAULT_TAGDB_FILE` is the shipped one.
+
+        Args:
+            path: The file.
+
+        Returns:
+            A database of the file's names, not read yet.
+
+        Raises:
+            MissingFileError: ``path`` does not exist (checked now; a ``FileNotFoundError``).
+            NotAFileError: ``path`` is a folder (an ``IsADirectoryError``).
+            WrongTypeError: ``path`` is not a str or path.
+            TagDatabaseError: on the first lookup (or :meth:`load`), when the file cannot be
+                read or is malformed; the next lookup tries again.
+        """
+        file = Path(_check_path(path))
+        layer = _Layer(repr(os.fspath(path)), load=lambda: _read_data_file(file, verify=True))
+        return cls((layer,))
 
     @classmethod
     def from_csv(cls, path: str | os.PathLike[str]) -> TagDatabase:
@@ -152,11 +193,50 @@ class TagDatabase:
             A database of the file's character and copyright tags and their aliases.
 
         Raises:
+            MissingFileError: If the file does not exist (a ``FileNotFoundError``).
+            NotAFileError: If ``path`` is a folder (an ``IsADirectoryError``).
+            WrongTypeError: If ``path`` is not a str or path.
             TagDatabaseError: If the file cannot be read, is not UTF-8, or has a malformed row;
                 the message names the file and the line.
         """
-        table = _read_csv(path)
+        table = _read_csv(_check_path(path))
         return cls((_Layer(repr(os.fspath(path)), table=table),))
+
+    # -- loading -----------------------------------------------------------------------------
+
+    @property
+    def loaded(self) -> bool:
+        """Whether every source has been read (:meth:`default` reads its file on first lookup)."""
+        return all(layer.loaded for layer in self._layers)
+
+    def load(self) -> TagDatabase:
+        """Read every source not read yet, now; once and thread-safely, as a lookup would.
+
+        Returns:
+            This database, so ``TagDatabase.default().load()`` reads and returns it.
+
+        Raises:
+            TagDatabaseError: A file cannot be read or is malformed (the next call tries again).
+        """
+        for layer in self._layers:
+            layer.table()
+        return self
+
+    def names(self) -> Iterator[str]:
+        """Every distinct character and series name, in its canonical spelling; aliases not.
+
+        Where sources of a union share a name, it comes once, from the source that answers for
+        it. The order is unspecified. This loads every source.
+        """
+        seen: set[str] = set()
+        tables = [layer.table() for layer in self._search_order]
+        single = len(tables) == 1
+        for table in tables:
+            for key in table.name_keys():
+                if single or key not in seen:
+                    if not single:
+                        seen.add(key)
+                    yield table.spellings.get(key, key)
 
     # -- lookups -----------------------------------------------------------------------------
 
@@ -170,7 +250,7 @@ class TagDatabase:
             ``"character"``, ``"series"``, or ``None`` for a name the database does not know.
 
         Raises:
-            TypeError: If ``name`` is not a ``str``.
+            WrongTypeError: If ``name`` is not a ``str`` (a ``TypeError``).
         """
         hit = self._find(_key_of(name))
         return None if hit is None else hit[0]
@@ -179,7 +259,7 @@ class TagDatabase:
         """Whether ``name`` is a character tag (or one's alias).
 
         Raises:
-            TypeError: If ``name`` is not a ``str``.
+            WrongTypeError: If ``name`` is not a ``str`` (a ``TypeError``).
         """
         return self.kind(name) == "character"
 
@@ -187,7 +267,7 @@ class TagDatabase:
         """Whether ``name`` is a series (copyright) tag (or one's alias).
 
         Raises:
-            TypeError: If ``name`` is not a ``str``.
+            WrongTypeError: If ``name`` is not a ``str`` (a ``TypeError``).
         """
         return self.kind(name) == "series"
 
@@ -202,7 +282,7 @@ class TagDatabase:
             unknown name.
 
         Raises:
-            TypeError: If ``name`` is not a ``str``.
+            WrongTypeError: If ``name`` is not a ``str`` (a ``TypeError``).
         """
         hit = self._find(_key_of(name))
         return None if hit is None else hit[1]
@@ -226,7 +306,7 @@ class TagDatabase:
             character or its name names no known series.
 
         Raises:
-            TypeError: If ``character`` is not a ``str``.
+            WrongTypeError: If ``character`` is not a ``str`` (a ``TypeError``).
         """
         hit = self._find(_key_of(character, argument="character"))
         if hit is None or hit[0] != "character":
@@ -272,11 +352,6 @@ class TagDatabase:
         return f"<TagDatabase {' | '.join(layer.describe() for layer in self._layers)}>"
 
     # -- internals ---------------------------------------------------------------------------
-
-    @property
-    def _loaded(self) -> bool:
-        """Whether every source has been read (the default one is read on first lookup)."""
-        return all(layer.loaded for layer in self._layers)
 
     def _find(self, key: str) -> tuple[Kind, str] | None:
         for layer in self._search_order:
@@ -436,8 +511,12 @@ class _Layer:
         return f"{self.label} ({self._table.describe()})"
 
 
-def _read_data_file(path: Path) -> _Table:
-    """Read a database file written by ``tools/build_tagdb.py`` (format 1)."""
+def _read_data_file(path: Path, *, verify: bool = False) -> _Table:
+    """Read a database file written by ``tools/build_tagdb.py`` (format 1).
+
+    ``verify`` also checks that each section is sorted without repeats, as bisection needs (the
+    shipped file is checked by the tests instead, to keep its loading fast).
+    """
     shown = os.fspath(path)
     try:
         compressed = path.read_bytes()
@@ -469,11 +548,21 @@ def _read_data_file(path: Path) -> _Table:
         raise TagDatabaseError(
             f"tag database {shown!r}, line 1: header lacks valid characters=/series= counts"
         ) from error
+    if characters < 0 or series < 0:
+        raise TagDatabaseError(f"tag database {shown!r}, line 1: negative name counts")
     end = 1 + characters + series
     if len(lines) != end + 1 or lines[end]:
         raise TagDatabaseError(
             f"tag database {shown!r}: header promises {end - 1} names, file has {len(lines) - 2}"
         )
+    if verify:
+        for first, last in ((1, 1 + characters), (1 + characters, end)):
+            for index in range(first + 1, last):
+                if not lines[index - 1] < lines[index]:
+                    raise TagDatabaseError(
+                        f"tag database {shown!r}, line {index + 1}: names are not sorted and"
+                        f" unique ({lines[index - 1][:40]!r} then {lines[index][:40]!r})"
+                    )
     return _Table(
         characters=_SortedKeys(lines, 1, 1 + characters),
         series=_SortedKeys(lines, 1 + characters, end),
@@ -481,6 +570,23 @@ def _read_data_file(path: Path) -> _Table:
         character_aliases={},
         series_aliases={},
     )
+
+
+def _check_path(path: str | os.PathLike[str]) -> str:
+    """``path`` as a str, when it names an existing file."""
+    candidate: object = path
+    if not isinstance(candidate, (str, os.PathLike)):
+        raise WrongTypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+    name = os.fspath(path)
+    if not isinstance(name, str):
+        raise WrongTypeError(f"path must be a str or os.PathLike[str], got {name!r}")
+    if not name:
+        raise InvalidArgumentError("path must not be empty")
+    if os.path.isdir(name):
+        raise NotAFileError.from_path(name)
+    if not os.path.exists(name):
+        raise MissingFileError.from_path(name)
+    return name
 
 
 def _read_csv(path: str | os.PathLike[str]) -> _Table:
@@ -575,24 +681,43 @@ def _parse_csv_row(
 def _collect_names(argument: str, names: Iterable[str]) -> dict[str, str]:
     """``key -> spelling`` for :meth:`TagDatabase.from_names`, validating each name."""
     if isinstance(names, str):
-        raise TypeError(f"{argument} must be an iterable of names, not a str: {names!r}")
+        raise WrongTypeError(f"{argument} must be an iterable of names, not a str: {names!r}")
+    try:
+        items = iter(names)
+    except TypeError:
+        raise WrongTypeError(
+            f"{argument} must be an iterable of names, got {type(names).__name__}"
+        ) from None
     spellings: dict[str, str] = {}
-    for raw in names:
+    for raw in items:
         if not isinstance(raw, str):
-            raise TypeError(f"{argument} must hold str names, got {type(raw).__name__}: {raw!r}")
+            raise WrongTypeError(
+                f"{argument} must hold str names, got {type(raw).__name__}: {raw!r}"
+            )
         name = normalize_name(raw)
         if not name:
-            raise ValueError(f"{argument} contains an empty name: {raw!r}")
+            raise InvalidArgumentError(f"{argument} contains an empty name: {raw!r}")
         for bad in _BAD_NAME_CHARS:
             if bad in name:
-                raise ValueError(f"{argument} name must not contain {bad!r}: {raw!r}")
+                raise InvalidArgumentError(f"{argument} name must not contain {bad!r}: {raw!r}")
         spellings.setdefault(name.lower(), name)
     return spellings
 
 
+def database_or_default(database: TagDatabase | None) -> TagDatabase:
+    """``database``, or :meth:`TagDatabase.default` for None (what ``database=`` options take)."""
+    if database is None:
+        return _DEFAULT
+    if not isinstance(database, TagDatabase):
+        raise WrongTypeError(
+            f"database must be a TagDatabase or None, got {type(database).__name__}"
+        )
+    return database
+
+
 def _key_of(name: object, *, argument: str = "name") -> str:
     if not isinstance(name, str):
-        raise TypeError(f"{argument} must be a str, got {type(name).__name__}: {name!r}")
+        raise WrongTypeError(f"{argument} must be a str, got {type(name).__name__}: {name!r}")
     return lookup_key(name)
 
 
@@ -645,7 +770,7 @@ def _plural(count: int, noun: str) -> str:
 def _new_default() -> TagDatabase:
     """A fresh, unloaded default database (``TagDatabase.default()`` shares one)."""
     # The lambda looks both names up when it runs, so tests can point it elsewhere.
-    return TagDatabase((_Layer("default", load=lambda: _read_data_file(_DATA_FILE)),))
+    return TagDatabase((_Layer("default", load=lambda: _read_data_file(DEFAULT_TAGDB_FILE)),))
 
 
 _DEFAULT: Final = _new_default()

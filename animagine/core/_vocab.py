@@ -14,7 +14,7 @@ from typing import Final, Literal
 
 import attrs
 
-from animagine.errors import UnknownVersionError
+from animagine.errors import InvalidArgumentError, UnknownVersionError, WrongTypeError
 
 __all__ = [
     "RATING_LEVELS",
@@ -200,7 +200,15 @@ class ModelVersion:
         return newest.tag if year > newest.last else oldest.tag
 
     def rating_tag(self, level: RatingLevel) -> str:
-        """This version's (first) tag for a rating level."""
+        """This version's (first) tag for a rating level.
+
+        Raises:
+            InvalidArgumentError: ``level`` is not one of :data:`RATING_LEVELS`.
+        """
+        if level not in RATING_LEVELS:
+            raise InvalidArgumentError(
+                f"rating level must be one of {', '.join(RATING_LEVELS)}, got {level!r}"
+            )
         for entry in self.ratings:
             if entry.level == level:
                 return entry.tag
@@ -384,13 +392,13 @@ def get_version(name: str | ModelVersion) -> ModelVersion:
     ``"animagine-xl-4.0-opt.safetensors"``. Case does not matter.
 
     Raises:
-        TypeError: ``name`` is not a str or ModelVersion.
+        WrongTypeError: ``name`` is not a str or ModelVersion (a ``TypeError``).
         UnknownVersionError: nobody knows that name.
     """
     if isinstance(name, ModelVersion):
         return name
     if not isinstance(name, str):
-        raise TypeError(f"version must be a str or ModelVersion, got {type(name).__name__}")
+        raise WrongTypeError(f"version must be a str or ModelVersion, got {type(name).__name__}")
     key = name.strip().lower()
     found = _BY_NAME.get(key)
     if found is None:

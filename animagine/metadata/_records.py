@@ -1,84 +1,50 @@
-"""Generation parameters and the image metadata that carries them.
+"""The generation parameter records, :class:`GenerationParameters` and :class:`HiresParameters`.
 
-One record, :class:`GenerationParameters`, and three ways it travels inside an image:
+A record checks its fields when it is made and travels in three forms: A1111's infotext
+(:meth:`GenerationParameters.to_infotext`, the text format is ``_infotext.py``), our JSON
+(:meth:`GenerationParameters.to_json`, lossless) and, read only, the official demo's JSON
+(``_demo.py``). Images carry them through ``_png.py``.
 
-- A1111's ``parameters`` text (the "infotext" WebUI, Civitai, sd-parsers and most viewers read)::
-
-      {prompt}
-      Negative prompt: {negative prompt}
-      Steps: 28, Sampler: Euler a, CFG scale: 5, Seed: 123, Size: 832x1216, Model: ..., ...
-
-- our own ``animagine`` PNG chunk: :meth:`GenerationParameters.to_json` as JSON, lossless, and
-  the one :func:`read_parameters` prefers;
-- the official Animagine gradio demo's JSON (read only). The demo saves it in a ``metadata``
-  chunk (3.0 and 3.1 spaces) or, in the 4.0-era ``utils.save_image``, in the ``parameters`` chunk
-  where A1111 tools expect infotext. Its ``prompt`` already holds the quality and style tags.
-
-:func:`write_png` writes both of our chunks atomically and never replaces an existing file unless
-asked to.
+A field of the wrong type raises :class:`~animagine.errors.GenerationTypeError` and a value out of
+range :class:`~animagine.errors.GenerationArgumentError`, the errors a generation call raises for
+the same option; reading a text or JSON that does not hold valid parameters raises
+:class:`~animagine.errors.MetadataError`.
 """
 
 from __future__ import annotations
 
-import errno
 import json
 import math
 import operator
-import os
 import re
-import secrets
 from collections.abc import Iterable, Iterator, Mapping
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import attrs
 
-from animagine.errors import MetadataError
+from animagine.errors import (
+    GenerationArgumentError,
+    GenerationTypeError,
+    MetadataError,
+    WrongTypeError,
+)
+from animagine.limits import MAX_SEED
+from animagine.metadata import _infotext
+from animagine.metadata._infotext import VERSION_KEY, format_number
 
-if TYPE_CHECKING:
-    from PIL.Image import Image
-    from PIL.PngImagePlugin import PngInfo
+__all__ = ["JSON_FORMAT", "GenerationParameters", "HiresParameters", "infer_version"]
 
-__all__ = [
-    "GenerationParameters",
-    "HiresParameters",
-    "MetadataError",
-    "png_info",
-    "read_parameters",
-    "write_png",
-]
-
-#: Name of the PNG text chunk A1111 writes and every tool reads.
-PARAMETERS_CHUNK: Final = "parameters"
-#: Name of our own PNG text chunk: :meth:`GenerationParameters.to_json` as JSON.
-ANIMAGINE_CHUNK: Final = "animagine"
-#: Name of the PNG text chunk the official Animagine demo writes its JSON into.
-DEMO_CHUNK: Final = "metadata"
 #: The ``format`` marker of :meth:`GenerationParameters.to_json` documents.
 JSON_FORMAT: Final = "animagine-parameters/1"
-#: Infotext key for :attr:`GenerationParameters.version` (A1111 ignores keys it does not know).
-VERSION_KEY: Final = "Animagine version"
 
-_NEGATIVE_PREFIX: Final = "Negative prompt:"
-# One `key: value` of an A1111 parameters line, as A1111's own reader (`re_param` in
-# modules/infotext_utils.py) finds them: a JSON-quoted value, or anything up to the next comma.
-# One addition: an unquoted `{...}` JSON object, which Civitai-style `Hashes: {"model": ...}`
-# values are written as and which would otherwise be cut at their first comma.
-_PARAM: Final = re.compile(
-    r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|\{[^{}]*\}(?=\s*(?:,|$))|[^,]*)(?:,|$)'
-)
-# A key we can write so that the reader above finds it again: two characters at least, no
-# trailing space (readers strip it).
-_KEY: Final = re.compile(r"\w[\w \-/]*[\w\-/]")
 _SIZE: Final = re.compile(r"(\d+)x(\d+)")
-_DEMO_SIZE: Final = re.compile(r"\s*(\d+)\s*x\s*(\d+)\s*")
 _MODEL_VERSION: Final = re.compile(r"animagine[\s_-]*xl[\s_-]*v?(\d+)(?:[._](\d+))?", re.IGNORECASE)
 _VERSION_NAMES: Final = {("3", "0"): "v3", ("3", "1"): "v3.1", ("4", "0"): "v4"}
 # A1111 >= 1.9 writes `Sampler: DPM++ 2M, Schedule type: Karras` for what earlier versions, the
 # demo and diffusers call `DPM++ 2M Karras`. These schedules had such combined names.
 _COMBINED_SCHEDULES: Final = ("Karras", "Exponential")
-_MAX_SEED: Final = 2**64 - 1
 
+# Infotext keys written from a field of their own, which `extra` may not hold.
 _MAIN_KEYS: Final = frozenset(
     {"Steps", "Sampler", "CFG scale", "Seed", "Size", "Model hash", "Model", "Clip skip"}
     | {VERSION_KEY, "Negative prompt", "Prompt"}
@@ -119,9 +85,11 @@ def _type_name(value: object) -> str:
 
 def _check_int(attribute: attrs.Attribute[Any], value: object, minimum: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{attribute.name} must be an int, got {_type_name(value)}: {value!r}")
+        raise GenerationTypeError(
+            f"{attribute.name} must be an int, got {_type_name(value)}: {value!r}"
+        )
     if value < minimum:
-        raise ValueError(f"{attribute.name} must be at least {minimum}, got {value!r}")
+        raise GenerationArgumentError(f"{attribute.name} must be at least {minimum}, got {value!r}")
 
 
 def _positive_int(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -138,42 +106,46 @@ def _optional_positive_int(
 def _seed(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     _check_int(attribute, value, 0)
     assert isinstance(value, int)
-    if value > _MAX_SEED:
-        raise ValueError(f"{attribute.name} must be below 2**64, got {value!r}")
+    if value > MAX_SEED:
+        raise GenerationArgumentError(f"{attribute.name} must be below 2**64, got {value!r}")
 
 
 def _finite_float(attribute: attrs.Attribute[Any], value: object) -> float:
     if not isinstance(value, float):
-        raise TypeError(f"{attribute.name} must be a number, got {_type_name(value)}: {value!r}")
+        raise GenerationTypeError(
+            f"{attribute.name} must be a number, got {_type_name(value)}: {value!r}"
+        )
     if not math.isfinite(value):
-        raise ValueError(f"{attribute.name} must be finite, got {value!r}")
+        raise GenerationArgumentError(f"{attribute.name} must be finite, got {value!r}")
     return value
 
 
 def _positive_float(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if _finite_float(attribute, value) <= 0:
-        raise ValueError(f"{attribute.name} must be positive, got {value!r}")
+        raise GenerationArgumentError(f"{attribute.name} must be positive, got {value!r}")
 
 
 def _upscale_factor(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if _finite_float(attribute, value) < 1:
-        raise ValueError(f"{attribute.name} must be at least 1, got {value!r}")
+        raise GenerationArgumentError(f"{attribute.name} must be at least 1, got {value!r}")
 
 
 def _unit_float(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not 0 <= _finite_float(attribute, value) <= 1:
-        raise ValueError(f"{attribute.name} must be between 0 and 1, got {value!r}")
+        raise GenerationArgumentError(f"{attribute.name} must be between 0 and 1, got {value!r}")
 
 
 def _text(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, str):
-        raise TypeError(f"{attribute.name} must be a str, got {_type_name(value)}: {value!r}")
+        raise GenerationTypeError(
+            f"{attribute.name} must be a str, got {_type_name(value)}: {value!r}"
+        )
 
 
 def _name(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     _text(instance, attribute, value)
     if not value:
-        raise ValueError(f"{attribute.name} must not be empty")
+        raise GenerationArgumentError(f"{attribute.name} must not be empty")
 
 
 def _optional_text(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -225,11 +197,11 @@ def _to_frozen_map(value: Mapping[str, str] | Iterable[tuple[str, str]]) -> Mapp
         return value
     candidate: object = value
     if isinstance(candidate, (str, bytes)):
-        raise TypeError(f"extra must be a mapping of str to str, got {_type_name(value)}")
+        raise GenerationTypeError(f"extra must be a mapping of str to str, got {_type_name(value)}")
     try:
         return _FrozenMap(value)
     except (TypeError, ValueError) as error:
-        raise TypeError(
+        raise GenerationTypeError(
             f"extra must be a mapping of str to str, got {_type_name(value)}: {value!r}"
         ) from error
 
@@ -239,12 +211,21 @@ def _to_json_object(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if value is None:
         return None
     if not isinstance(value, Mapping):
-        raise TypeError(f"structured_prompt must be a dict, got {_type_name(value)}: {value!r}")
+        raise GenerationTypeError(
+            f"structured_prompt must be a dict, got {_type_name(value)}: {value!r}"
+        )
     try:
         copy: dict[str, Any] = json.loads(json.dumps(dict(value), allow_nan=False))
-    except (TypeError, ValueError) as error:
-        raise TypeError(f"structured_prompt must hold only JSON values: {error}") from error
+    except (TypeError, ValueError, RecursionError) as error:
+        raise GenerationTypeError(
+            f"structured_prompt must hold only JSON values: {error}"
+        ) from error
     return copy
+
+
+def _plain_json(instance: object, field: object, value: Any) -> Any:
+    """``attrs.asdict`` hook: the frozen ``extra`` mapping as a plain dict."""
+    return dict(value) if isinstance(value, _FrozenMap) else value
 
 
 # --- the records -----------------------------------------------------------------------------
@@ -271,12 +252,8 @@ class HiresParameters:
     )
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "scale": self.scale,
-            "strength": self.strength,
-            "upscaler": self.upscaler,
-            "steps": self.steps,
-        }
+        """The fields as a JSON-ready dict: ``scale``, ``strength``, ``upscaler``, ``steps``."""
+        return attrs.asdict(self)
 
 
 def _check_extra(
@@ -285,19 +262,23 @@ def _check_extra(
     reserved = _MAIN_KEYS | (_HIRES_KEYS if instance.hires is not None else frozenset())
     for key, item in value.items():
         if not isinstance(key, str) or not isinstance(item, str):
-            raise TypeError(f"extra must map str to str, got {key!r}: {item!r}")
-        if not _KEY.fullmatch(key):
-            raise ValueError(
+            raise GenerationTypeError(f"extra must map str to str, got {key!r}: {item!r}")
+        if not _infotext.is_key(key):
+            raise GenerationArgumentError(
                 f"extra key {key!r} is not an A1111 infotext key (letters, digits, '_', ' ', '-',"
                 " '/'; two characters at least; no ':' or ',')"
             )
         if key in reserved:
-            raise ValueError(f"extra key {key!r} is written from its own field; set that instead")
+            raise GenerationArgumentError(
+                f"extra key {key!r} is written from its own field; set that instead"
+            )
 
 
 def _check_hires(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if value is not None and not isinstance(value, HiresParameters):
-        raise TypeError(f"hires must be a HiresParameters or None, got {_type_name(value)}")
+        raise GenerationTypeError(
+            f"hires must be a HiresParameters or None, got {_type_name(value)}"
+        )
 
 
 @attrs.frozen(kw_only=True)
@@ -362,7 +343,7 @@ class GenerationParameters:
         pairs: list[tuple[str, str]] = [
             ("Steps", str(self.steps)),
             ("Sampler", self.sampler),
-            ("CFG scale", _format_number(self.guidance_scale)),
+            ("CFG scale", format_number(self.guidance_scale)),
             ("Seed", str(self.seed)),
             ("Size", f"{self.width}x{self.height}"),
         ]
@@ -373,18 +354,15 @@ class GenerationParameters:
         if self.clip_skip is not None:
             pairs.append(("Clip skip", str(self.clip_skip)))
         if self.hires is not None:
-            pairs.append(("Denoising strength", _format_number(self.hires.strength)))
-            pairs.append(("Hires upscale", _format_number(self.hires.scale)))
+            pairs.append(("Denoising strength", format_number(self.hires.strength)))
+            pairs.append(("Hires upscale", format_number(self.hires.scale)))
             if self.hires.steps is not None:
                 pairs.append(("Hires steps", str(self.hires.steps)))
             pairs.append(("Hires upscaler", self.hires.upscaler))
         pairs.extend(self.extra.items())
         if self.version is not None:
             pairs.append((VERSION_KEY, self.version))
-        text = self.prompt
-        if self.negative_prompt:
-            text += f"\n{_NEGATIVE_PREFIX} {self.negative_prompt}"
-        return text + "\n" + ", ".join(f"{key}: {_quote(value)}" for key, value in pairs)
+        return _infotext.join(self.prompt, self.negative_prompt, pairs)
 
     @classmethod
     def from_infotext(cls, text: str) -> GenerationParameters:
@@ -402,59 +380,28 @@ class GenerationParameters:
         Raises:
             MetadataError: no parameters line, a required key missing, or a value that does not
                 read (the message names the key).
+            WrongTypeError: ``text`` is not a str (a ``TypeError``).
         """
         if not isinstance(text, str):
-            raise TypeError(f"text must be a str, got {_type_name(text)}")
-        lines = text.rstrip().split("\n")
-        pairs = _PARAM.findall(lines[-1])
-        if len(pairs) < 3:
-            raise MetadataError(
-                "no A1111 parameters line: the last line must hold 'key: value' pairs such as"
-                f" 'Steps: 28, Sampler: Euler a, ...', got {lines[-1][:80]!r}"
-            )
-        prompt_lines: list[str] = []
-        negative_lines: list[str] | None = None
-        for line in lines[:-1]:
-            if negative_lines is not None:
-                negative_lines.append(line)
-            elif line.startswith(_NEGATIVE_PREFIX):
-                rest = line[len(_NEGATIVE_PREFIX) :]
-                negative_lines = [rest[1:] if rest.startswith(" ") else rest]
-            else:
-                prompt_lines.append(line)
-
-        values: dict[str, str] = {}
-        for key, raw in pairs:
-            values[key.strip()] = _unquote(raw)
+            raise WrongTypeError(f"text must be a str, got {_type_name(text)}")
+        parts = _infotext.split(text)
         return _build(
             "infotext",
-            values,
-            prompt="\n".join(prompt_lines),
-            negative_prompt="" if negative_lines is None else "\n".join(negative_lines),
+            parts.values,
+            prompt=parts.prompt,
+            negative_prompt=parts.negative_prompt,
         )
 
     # --- our JSON ---
 
     def to_json(self) -> dict[str, Any]:
-        """Our structured form, the content of the ``animagine`` PNG chunk."""
-        return {
-            "format": JSON_FORMAT,
-            "prompt": self.prompt,
-            "negative_prompt": self.negative_prompt,
-            "steps": self.steps,
-            "sampler": self.sampler,
-            "guidance_scale": self.guidance_scale,
-            "seed": self.seed,
-            "width": self.width,
-            "height": self.height,
-            "model": self.model,
-            "version": self.version,
-            "model_hash": self.model_hash,
-            "clip_skip": self.clip_skip,
-            "hires": None if self.hires is None else self.hires.to_json(),
-            "structured_prompt": self.structured_prompt,
-            "extra": dict(self.extra),
-        }
+        """Our structured form, the content of the ``animagine`` PNG chunk.
+
+        ``{"format": JSON_FORMAT, ...}`` then every field under its own name, in field order:
+        :attr:`hires` as an object (or null), :attr:`extra` as an object, and a copy of
+        :attr:`structured_prompt`.
+        """
+        return {"format": JSON_FORMAT, **attrs.asdict(self, value_serializer=_plain_json)}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> GenerationParameters:
@@ -470,9 +417,9 @@ class GenerationParameters:
             raise MetadataError(
                 f"unsupported format {data['format']!r}; this animagine reads {JSON_FORMAT!r}"
             )
-        unknown = sorted(set(data) - _JSON_KEYS - {"format"})
+        unknown = sorted(map(repr, set(data) - _JSON_KEYS - {"format"}))
         if unknown:
-            raise MetadataError(f"unknown key(s) {', '.join(map(repr, unknown))}")
+            raise MetadataError(f"unknown key(s) {', '.join(unknown)}")
         missing = [key for key in _JSON_REQUIRED if key not in data]
         if missing:
             raise MetadataError(f"missing key {missing[0]!r}")
@@ -482,11 +429,13 @@ class GenerationParameters:
         try:
             if hires is not None:
                 if not isinstance(hires, Mapping):
-                    raise TypeError(f"hires must be an object or null, got {_type_name(hires)}")
+                    raise GenerationTypeError(
+                        f"hires must be an object or null, got {_type_name(hires)}"
+                    )
                 fields["hires"] = HiresParameters(**_hires_fields(hires))
             extra = fields.get("extra", {})
             if not isinstance(extra, Mapping):
-                raise TypeError(f"extra must be an object, got {_type_name(extra)}")
+                raise GenerationTypeError(f"extra must be an object, got {_type_name(extra)}")
             _check_json_types(fields)
             return cls(**fields)
         except (TypeError, ValueError) as error:
@@ -541,12 +490,12 @@ _JSON_KEYS: Final = frozenset(_JSON_REQUIRED) | {
 
 def _hires_fields(data: Mapping[str, Any]) -> dict[str, Any]:
     known = {"scale", "strength", "upscaler", "steps"}
-    unknown = sorted(set(data) - known)
+    unknown = sorted(map(repr, set(data) - known))
     if unknown:
-        raise ValueError(f"unknown hires key(s) {', '.join(map(repr, unknown))}")
+        raise GenerationArgumentError(f"unknown hires key(s) {', '.join(unknown)}")
     for key in ("scale", "strength", "upscaler"):
         if key not in data:
-            raise ValueError(f"hires is missing {key!r}")
+            raise GenerationArgumentError(f"hires is missing {key!r}")
     return dict(data)
 
 
@@ -555,60 +504,13 @@ def _check_json_types(fields: Mapping[str, Any]) -> None:
     for key in ("steps", "seed", "width", "height", "clip_skip"):
         value = fields.get(key)
         if value is not None and type(value) is not int:
-            raise TypeError(f"{key} must be an int, got {_type_name(value)}: {value!r}")
+            raise GenerationTypeError(f"{key} must be an int, got {_type_name(value)}: {value!r}")
 
 
-# --- infotext values -------------------------------------------------------------------------
+# --- reading infotext values ------------------------------------------------------------------
 
 
-def _format_number(value: float) -> str:
-    """``5.0`` as ``5``, ``4.5`` as ``4.5``: A1111's look, and exact (shortest repr)."""
-    if value.is_integer() and abs(value) < 2**53:
-        return str(int(value))
-    return repr(value)
-
-
-def _is_bare_json_object(value: str) -> bool:
-    inner = value[1:-1]
-    if not (value.startswith("{") and value.endswith("}")) or any(c in inner for c in "{}\n\r"):
-        return False
-    try:
-        return isinstance(json.loads(value), dict)
-    except ValueError:
-        return False
-
-
-def _quote(value: str) -> str:
-    """A1111's quoting: JSON-quote a value holding ``,``, ``:`` or a newline.
-
-    Also quoted, so that they read back unchanged: values starting with ``"``, with leading or
-    trailing white space, or with control characters. A ``{...}`` JSON object is written bare,
-    as Civitai writes ``Hashes``.
-    """
-    if _is_bare_json_object(value):
-        return value
-    if (
-        any(char in value for char in ",:\n")
-        or value.startswith('"')
-        or value != value.strip()
-        or any(ord(char) < 32 for char in value)
-    ):
-        return json.dumps(value, ensure_ascii=False)
-    return value
-
-
-def _unquote(value: str) -> str:
-    if len(value) >= 2 and value[0] == value[-1] == '"':
-        try:
-            result = json.loads(value)
-        except ValueError:
-            return value
-        if isinstance(result, str):
-            return result
-    return value
-
-
-def _infer_version(model: str) -> str | None:
+def infer_version(model: str) -> str | None:
     """``"v3.1"`` for ``animagine-xl-3.1``, ``Animagine XL 3.1`` and the like; else None."""
     match = _MODEL_VERSION.search(model)
     if match is None:
@@ -658,7 +560,7 @@ def _build(
     clip_skip = _take_int(source, values, "Clip skip") if "Clip skip" in values else None
     version = values.pop(VERSION_KEY, None)
     if version is None:
-        version = _infer_version(model)
+        version = infer_version(model)
 
     hires = None
     if all(key in values for key in ("Hires upscale", "Denoising strength", "Hires upscaler")):
@@ -696,359 +598,24 @@ def _build(
         raise MetadataError(f"{source}: {error}") from error
 
 
-# --- the official demo's JSON ------------------------------------------------------------------
-
-_DEMO_REQUIRED: Final = (
-    "prompt",
-    "negative_prompt",
-    "resolution",
-    "guidance_scale",
-    "num_inference_steps",
-    "seed",
-    "sampler",
+# The image functions and chunk names lived here before the split; until every caller imports
+# them from `animagine.metadata`, this module still answers for them (imported on use: the PNG
+# module imports this one).
+_MOVED: Final = frozenset(
+    {
+        "ANIMAGINE_CHUNK",
+        "DEMO_CHUNK",
+        "PARAMETERS_CHUNK",
+        "png_info",
+        "read_parameters",
+        "write_png",
+    }
 )
 
 
-def _demo_int(key: str, value: object) -> int:
-    # gradio sliders can hand back 28.0 for 28.
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    raise TypeError(f"{key!r} must be an integer, got {value!r}")
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        from animagine.metadata import _png  # noqa: PLC0415
 
-
-def _demo_number(key: str, value: object) -> float:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    raise TypeError(f"{key!r} must be a number, got {value!r}")
-
-
-def _demo_str(key: str, value: object) -> str:
-    if isinstance(value, str):
-        return value
-    raise TypeError(f"{key!r} must be a string, got {value!r}")
-
-
-def _from_demo_json(data: Mapping[str, Any]) -> GenerationParameters:
-    """Read the JSON the official Animagine gradio demos save with their images.
-
-    Keys (cagliostrolab 3.0 ``app.py``, 3.1 space ``app.py``, 4.0-era ``app.py``): ``prompt``,
-    ``negative_prompt``, ``resolution`` ("832 x 1216"), ``guidance_scale``,
-    ``num_inference_steps``, ``seed``, ``sampler``, ``use_upscaler`` (null or
-    ``{upscale_method, upscaler_strength, upscale_by, new_resolution}``) and the model as
-    ``"Model": {"Model": name, "Model hash": hash}`` (3.1, only when the upscaler was off) or
-    flat ``"Model"`` and ``"Model hash"`` (4.0-era); the rest (``sdxl_style``, ``style_preset``,
-    ``quality_tags``, ``add_quality_tags``, ``use_lora``) goes to ``extra``.
-    """
-    for key in _DEMO_REQUIRED:
-        if key not in data:
-            raise MetadataError(f"not the Animagine demo's JSON: missing key {key!r}")
-    try:
-        resolution = _demo_str("resolution", data["resolution"])
-        match = _DEMO_SIZE.fullmatch(resolution)
-        if match is None:
-            raise ValueError(f"'resolution' is not 'WIDTH x HEIGHT': {resolution!r}")
-        model_info = data.get("Model")
-        model_hash = data.get("Model hash")
-        if isinstance(model_info, Mapping):
-            model = model_info.get("Model", "")
-            model_hash = model_info.get("Model hash", model_hash)
-        elif model_info is None:
-            model = ""
-        else:
-            model = model_info
-        model = _demo_str("Model", model)
-        if model_hash is not None:
-            model_hash = _demo_str("Model hash", model_hash)
-        upscaler = data.get("use_upscaler")
-        hires = None
-        if upscaler is not None:
-            if not isinstance(upscaler, Mapping):
-                raise TypeError(f"'use_upscaler' must be an object or null, got {upscaler!r}")
-            method = _demo_str("upscale_method", upscaler.get("upscale_method", "nearest-exact"))
-            hires = HiresParameters(
-                scale=_demo_number("upscale_by", upscaler.get("upscale_by")),
-                strength=_demo_number("upscaler_strength", upscaler.get("upscaler_strength")),
-                upscaler=f"Latent ({method})",
-            )
-        used = {*_DEMO_REQUIRED, "Model", "Model hash", "use_upscaler"}
-        extra = {
-            key: value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-            for key, value in data.items()
-            if key not in used and value is not None
-        }
-        return GenerationParameters(
-            prompt=_demo_str("prompt", data["prompt"]),
-            negative_prompt=_demo_str("negative_prompt", data["negative_prompt"]),
-            steps=_demo_int("num_inference_steps", data["num_inference_steps"]),
-            sampler=_demo_str("sampler", data["sampler"]),
-            guidance_scale=_demo_number("guidance_scale", data["guidance_scale"]),
-            seed=_demo_int("seed", data["seed"]),
-            width=int(match.group(1)),
-            height=int(match.group(2)),
-            model=model,
-            version=_infer_version(model),
-            model_hash=model_hash,
-            hires=hires,
-            extra=extra,
-        )
-    except (TypeError, ValueError) as error:
-        raise MetadataError(f"unreadable Animagine demo JSON: {error}") from error
-
-
-# --- images ----------------------------------------------------------------------------------
-
-
-def _require_pillow(what: str) -> None:
-    try:
-        import PIL  # noqa: F401  # Pillow is optional: import on use
-    except ImportError as error:
-        raise ImportError(
-            f"{what} needs Pillow: pip install pillow (or pip install 'animagine[generate]')"
-        ) from error
-
-
-def png_info(parameters: GenerationParameters) -> PngInfo:
-    """The PNG text chunks for ``parameters``, for callers who save images themselves.
-
-    ``parameters`` holds the A1111 infotext (tEXt, or iTXt when it is not Latin-1, as A1111
-    does); ``animagine`` holds :meth:`GenerationParameters.to_json` as ASCII JSON (tEXt).
-    """
-    _require_pillow("png_info")
-    from PIL.PngImagePlugin import PngInfo
-
-    if not isinstance(parameters, GenerationParameters):
-        raise TypeError(f"parameters must be GenerationParameters, got {_type_name(parameters)}")
-    info = PngInfo()
-    info.add_text(PARAMETERS_CHUNK, parameters.to_infotext())
-    info.add_text(ANIMAGINE_CHUNK, json.dumps(parameters.to_json(), separators=(",", ":")))
-    return info
-
-
-def write_png(
-    image: Image,
-    path: str | os.PathLike[str],
-    parameters: GenerationParameters,
-    *,
-    overwrite: bool = False,
-) -> Path:
-    """Save ``image`` as a PNG at ``path``, the parameters in its metadata (see :func:`png_info`).
-
-    The PNG is written to a temporary file next to ``path`` and then moved into place, so
-    ``path`` never holds a partial file. Without ``overwrite`` an existing ``path`` is never
-    replaced, even by a file created while this one was being encoded.
-
-    Returns:
-        ``path`` as a :class:`~pathlib.Path`.
-
-    Raises:
-        FileExistsError: ``path`` exists and ``overwrite`` is False.
-    """
-    _require_pillow("write_png")
-    from PIL import Image as PILImage
-
-    if not isinstance(image, PILImage.Image):
-        raise TypeError(f"image must be a PIL.Image.Image, got {_type_name(image)}")
-    info = png_info(parameters)
-    target = Path(path)
-    if not overwrite and os.path.lexists(target):
-        raise _exists(target)
-    temp = _create_temp(target)
-    try:
-        with open(temp, "wb") as file:
-            image.save(file, format="PNG", pnginfo=info)
-            file.flush()
-            os.fsync(file.fileno())
-        if overwrite:
-            os.replace(temp, target)
-        else:
-            _link_new(temp, target)
-    finally:
-        if os.path.lexists(temp):
-            os.unlink(temp)
-    return target
-
-
-def _exists(path: Path) -> FileExistsError:
-    return FileExistsError(
-        errno.EEXIST, "refusing to overwrite an existing file (pass overwrite=True)", str(path)
-    )
-
-
-def _create_temp(target: Path) -> Path:
-    """An empty new file beside ``target``, created with the umask's permissions."""
-    for _ in range(100):
-        temp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
-        try:
-            descriptor = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        except FileExistsError:
-            continue
-        os.close(descriptor)
-        return temp
-    raise FileExistsError(errno.EEXIST, "cannot create a temporary file", str(target.parent))
-
-
-def _link_new(temp: Path, target: Path) -> None:
-    """Put ``temp`` at ``target`` only if ``target`` does not exist, atomically."""
-    try:
-        os.link(temp, target)
-    except FileExistsError:
-        raise _exists(target) from None
-    except OSError:
-        # No hard links here (FAT, some network file systems): claim the name exclusively,
-        # then move the finished file over our own empty placeholder.
-        try:
-            descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        except FileExistsError:
-            raise _exists(target) from None
-        os.close(descriptor)
-        try:
-            os.replace(temp, target)
-        except BaseException:
-            os.unlink(target)
-            raise
-
-
-def read_parameters(source: str | os.PathLike[str] | Image) -> GenerationParameters:
-    """Read the generation parameters stored in an image file or a PIL image.
-
-    Looks, in order, at our ``animagine`` PNG chunk, A1111's ``parameters`` chunk (or, where
-    the Animagine 4.0-era demo put its JSON there, that JSON), the official demo's ``metadata``
-    JSON chunk, and the Exif ``UserComment`` A1111 writes into JPEG and WebP files.
-
-    Raises:
-        FileNotFoundError: ``source`` is a path that does not exist.
-        MetadataError: not an image, no parameters found, or parameters that do not read.
-    """
-    _require_pillow("read_parameters")
-    from PIL import Image as PILImage
-    from PIL import UnidentifiedImageError
-
-    if isinstance(source, PILImage.Image):
-        return _read_image(source, str(getattr(source, "filename", "") or "<image>"))
-    if not isinstance(source, (str, os.PathLike)):
-        raise TypeError(f"source must be a path or a PIL image, got {_type_name(source)}")
-    name = os.fspath(source)
-    with open(name, "rb") as file:
-        try:
-            image = PILImage.open(file)
-        except UnidentifiedImageError as error:
-            raise MetadataError(f"{name} is not an image Pillow can read") from error
-        with image:
-            return _read_image(image, name)
-
-
-def _read_image(image: Image, name: str) -> GenerationParameters:
-    chunks = _text_chunks(image, name)
-    if ANIMAGINE_CHUNK in chunks:
-        where = f"the {ANIMAGINE_CHUNK!r} chunk of {name}"
-        data = _load_json(chunks[ANIMAGINE_CHUNK], where)
-        if not isinstance(data, Mapping):
-            raise MetadataError(f"{where} is JSON but not an object")
-        try:
-            return GenerationParameters.from_json(data)
-        except MetadataError as error:
-            raise MetadataError(f"{where}: {error}") from error
-    if PARAMETERS_CHUNK in chunks:
-        text = chunks[PARAMETERS_CHUNK]
-        demo = _try_json_object(text)
-        if demo is not None:
-            return _read_demo(demo, f"the {PARAMETERS_CHUNK!r} chunk of {name}")
-        return _read_infotext(text, f"the {PARAMETERS_CHUNK!r} chunk of {name}")
-    if DEMO_CHUNK in chunks:
-        where = f"the {DEMO_CHUNK!r} chunk of {name}"
-        return _read_demo(_load_json(chunks[DEMO_CHUNK], where), where)
-    comment = _user_comment(image, name)
-    if comment:
-        return _read_infotext(comment, f"the Exif UserComment of {name}")
-    raise MetadataError(f"no generation parameters found in {name}")
-
-
-def _read_infotext(text: str, where: str) -> GenerationParameters:
-    try:
-        return GenerationParameters.from_infotext(text)
-    except MetadataError as error:
-        raise MetadataError(f"{where}: {error}") from error
-
-
-def _read_demo(data: object, where: str) -> GenerationParameters:
-    if not isinstance(data, Mapping):
-        raise MetadataError(f"{where} is JSON but not an object")
-    try:
-        return _from_demo_json(data)
-    except MetadataError as error:
-        raise MetadataError(f"{where}: {error}") from error
-
-
-def _text_chunks(image: Image, name: str) -> dict[str, str]:
-    wanted = (ANIMAGINE_CHUNK, PARAMETERS_CHUNK, DEMO_CHUNK)
-    chunks = {
-        key: value
-        for key, value in image.info.items()
-        if isinstance(key, str) and isinstance(value, str)
-    }
-    if image.format == "PNG" and not any(key in chunks for key in wanted):
-        # Text chunks after the image data show up in `.text`, which decodes the image.
-        try:
-            text: dict[str, Any] = getattr(image, "text", {})
-        except (OSError, SyntaxError, ValueError) as error:
-            raise MetadataError(f"cannot read the PNG chunks of {name}: {error}") from error
-        chunks.update((key, value) for key, value in text.items() if isinstance(value, str))
-    return chunks
-
-
-def _try_json_object(text: str) -> object | None:
-    """The JSON object ``text`` holds, or None when it is not JSON (an A1111 infotext)."""
-    if not text.lstrip().startswith("{"):
-        return None
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return None  # an infotext whose prompt starts with "{", as dynamic prompts write
-    return data if isinstance(data, dict) else None
-
-
-def _load_json(text: str, where: str) -> object:
-    try:
-        return json.loads(text)
-    except ValueError as error:
-        raise MetadataError(f"{where} is not valid JSON: {error}") from error
-
-
-_EXIF_IFD: Final = 0x8769
-_USER_COMMENT: Final = 0x9286
-
-
-def _user_comment(image: Image, name: str) -> str | None:
-    """The Exif UserComment as text (A1111 writes ``UNICODE\\0`` + UTF-16 via piexif)."""
-    try:
-        raw = image.getexif().get_ifd(_EXIF_IFD).get(_USER_COMMENT)
-    except (OSError, SyntaxError, ValueError, KeyError) as error:
-        raise MetadataError(f"cannot read the Exif data of {name}: {error}") from error
-    if raw is None:
-        return None
-    if isinstance(raw, str):
-        return raw.rstrip("\0")
-    if not isinstance(raw, bytes):
-        return None
-    prefix, body = raw[:8], raw[8:]
-    try:
-        if prefix == b"UNICODE\0":
-            if body[:2] in (b"\xff\xfe", b"\xfe\xff"):
-                encoding = "utf-16-le" if body[:2] == b"\xff\xfe" else "utf-16-be"
-                text = body[2:].decode(encoding)
-            else:
-                # piexif writes big-endian; a few tools write little-endian. Text that is
-                # mostly ASCII has its zero bytes first in big-endian order.
-                big = body[0::2].count(0) >= body[1::2].count(0)
-                text = body.decode("utf-16-be" if big else "utf-16-le")
-        elif prefix == b"ASCII\0\0\0":
-            text = body.decode("ascii")
-        elif prefix == b"\0" * 8:
-            text = body.decode("utf-8")
-        else:
-            return None
-    except UnicodeDecodeError as error:
-        raise MetadataError(f"cannot decode the Exif UserComment of {name}: {error}") from error
-    return text.rstrip("\0")
+        return getattr(_png, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
