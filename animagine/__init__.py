@@ -6,6 +6,7 @@ Generation needs the ``generate`` extra and is imported on first use of :class:`
 
 from __future__ import annotations
 
+import types
 from typing import TYPE_CHECKING, Any
 
 from animagine._version import __version__
@@ -30,14 +31,19 @@ from animagine.errors import (
     EncodingError,
     GenerationArgumentError,
     GenerationTypeError,
+    InvalidArgumentError,
     MetadataError,
     MissingDependencyError,
+    MissingFileError,
     ModelLoadError,
+    NotAFileError,
     PromptOrderError,
     PromptSyntaxError,
+    PromptTooLongError,
     TagDatabaseError,
     UnknownVersionError,
     UnsupportedPipelineError,
+    WrongTypeError,
 )
 
 if TYPE_CHECKING:  # the generation and metadata layers are imported lazily, see __getattr__
@@ -66,19 +72,24 @@ __all__ = [
     "GenerationTypeError",
     "Generator",
     "HiresParameters",
+    "InvalidArgumentError",
     "MetadataError",
     "MissingDependencyError",
+    "MissingFileError",
     "ModelLoadError",
     "ModelVersion",
+    "NotAFileError",
     "Prompt",
     "PromptEncoder",
     "PromptOrderError",
     "PromptSyntaxError",
+    "PromptTooLongError",
     "Tag",
     "TagDatabase",
     "TagDatabaseError",
     "UnknownVersionError",
     "UnsupportedPipelineError",
+    "WrongTypeError",
     "__version__",
     "apply_fixes",
     "convert",
@@ -117,13 +128,8 @@ def __dir__() -> list[str]:
     return sorted(__all__)
 
 
-for _name in (
-    "AnimagineError", "BatchInputError", "Diagnostic", "EncodingError", "GenerationArgumentError",
-    "GenerationDefaults", "GenerationTypeError", "MetadataError", "MissingDependencyError",
-    "ModelLoadError",
-    "ModelVersion", "Prompt", "PromptOrderError", "PromptSyntaxError", "Tag", "TagDatabase",
-    "TagDatabaseError", "UnknownVersionError", "UnsupportedPipelineError", "apply_fixes",
-    "convert", "get_version", "lint", "parse",
-):  # fmt: skip
-    globals()[_name].__module__ = __name__
-del _name
+for _name in __all__:  # the eager public objects report the package, as the lazy ones do
+    _value = globals().get(_name)
+    if isinstance(_value, (type, types.FunctionType)):
+        _value.__module__ = __name__
+del _name, _value

@@ -16,7 +16,9 @@ PUBLIC = {
     "UnknownVersionError", "__version__", "apply_fixes", "convert", "get_version", "lint",
     "parse", "read_parameters", "EncodingError", "GenerationArgumentError",
     "GenerationTypeError", "HiresParameters", "MetadataError", "ModelLoadError",
-    "UnsupportedPipelineError",
+    "UnsupportedPipelineError", "BatchInputError", "GenerationOptions", "GenerationPlan",
+    "InvalidArgumentError", "MissingDependencyError", "MissingFileError", "NotAFileError",
+    "PromptEncoder", "PromptTooLongError", "WrongTypeError",
 }  # fmt: skip
 
 
@@ -27,7 +29,10 @@ def test_all_is_exactly_the_public_api() -> None:
 
 
 def test_eager_public_objects_report_the_package() -> None:
-    lazy = {"Generator", "GenerationResult", "GenerationParameters", "HiresParameters"}
+    lazy = {
+        "Generator", "GenerationResult", "GenerationParameters", "HiresParameters",
+        "GenerationOptions", "GenerationPlan", "PromptEncoder",
+    }  # fmt: skip
     for name in PUBLIC - lazy - {"BREAK", "VERSIONS", "__version__", "read_parameters"}:
         assert getattr(animagine, name).__module__ == "animagine", name
 
@@ -45,6 +50,11 @@ def test_import_and_parse_stay_light() -> None:
     )
     # lark itself is loaded only when the fast path defers (here: the unclosed bracket).
     assert result.stdout.strip() == "['lark']"
+
+
+def test_lazy_public_objects_report_the_package() -> None:
+    for name in ("Generator", "GenerationOptions", "GenerationPlan", "PromptEncoder"):
+        assert getattr(animagine, name).__module__ == "animagine", name
 
 
 def test_unknown_attribute() -> None:

@@ -549,11 +549,11 @@ def test_two_processes_each_item_once_with_kill_and_resume(
 
 def test_a_prompt_over_the_limit_is_one_bad_line_reported_at_once(tmp_path: Path) -> None:
     """A 10 MB line is refused by its length before any parsing, with its line number."""
-    from animagine.generation import MAX_PROMPT_LENGTH
+    from animagine.core import MAX_PROMPT_CHARS
 
     source = tmp_path / "in.txt"
     source.write_text("1girl, smile\n" + "a, " * 3_500_000 + "\n1boy\n", encoding="utf-8")
     items, bad = read_batch(source)
     assert [item.line for item in items] == [1, 3]
     assert [line.line for line in bad] == [2]
-    assert f"the limit is {MAX_PROMPT_LENGTH:,}" in bad[0].message
+    assert f"the limit is {MAX_PROMPT_CHARS:,}" in bad[0].message

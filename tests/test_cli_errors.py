@@ -804,13 +804,13 @@ def test_generate_bad_prompt(prompt: str, says: Says, loads: list[str], cli: Cli
 
 @generate_extra
 def test_generate_prompt_over_the_size_limit(loads: list[str], cli: Cli) -> None:
-    from animagine.generation import MAX_PROMPT_LENGTH
+    from animagine.core import MAX_PROMPT_CHARS
 
     argv = command_line("generate", cli.tmp, "--model", MODEL)
-    argv[1] = "1girl, smile, " * (MAX_PROMPT_LENGTH // 14 + 1)
+    argv[1] = "1girl, smile, " * (MAX_PROMPT_CHARS // 14 + 1)
     result = cli.run(argv)
     assert loads == []
-    cli.error(result, "generate", (f"{MAX_PROMPT_LENGTH:,}",))
+    cli.error(result, "generate", (f"{MAX_PROMPT_CHARS:,}",))
 
 
 OUTPUT_CASES = [

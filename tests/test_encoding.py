@@ -1,4 +1,4 @@
-"""A1111-semantics long weighted prompt encoding (animagine.generation._encoding) on the tiny SDXL.
+"""A1111-semantics long weighted prompt encoding (animagine.PromptEncoder) on the tiny SDXL.
 
 The tiny tokenizers give one token per character, so token counts are easy to set: a tag of
 four letters is four tokens, ", " is one (the comma).
@@ -13,10 +13,8 @@ from typing import Any
 
 import pytest
 
-from animagine.core import Prompt
-from animagine.core import BREAK, Tag
-from animagine.errors import AnimagineError
-from animagine.errors import EncodingError, UnsupportedPipelineError
+from animagine.core import BREAK, Prompt, Tag
+from animagine.errors import AnimagineError, EncodingError, UnsupportedPipelineError
 from animagine.generation import CHUNK_LENGTH, PromptEncoder, chunk_tokens, prompt_fragments
 
 pytestmark = [
@@ -618,5 +616,5 @@ def test_importing_the_encoder_is_light() -> None:
     import subprocess
     import sys
 
-    code = "import sys, animagine.generation._encoding; assert 'torch' not in sys.modules, 'torch imported'"
+    code = "import sys, animagine.generation; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -7,7 +7,6 @@ sizes (832x1216) for free.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import shutil
@@ -250,8 +249,8 @@ def test_from_pretrained_bad_dtype(tiny_model_paths: Any, dtype: Any, error: typ
 
 
 def test_from_pretrained_refuses_pickle_weights(tmp_path: Path) -> None:
-    from animagine.generation import Generator
     from animagine.errors import ModelLoadError
+    from animagine.generation import Generator
 
     folder = tmp_path / "animagine-xl-4.0"
     (folder / "unet").mkdir(parents=True)
@@ -264,8 +263,8 @@ def test_from_pretrained_refuses_pickle_weights(tmp_path: Path) -> None:
 
 
 def test_from_pretrained_bad_paths(tmp_path: Path, tiny_model_paths: Any) -> None:
-    from animagine.generation import Generator
     from animagine.errors import ModelLoadError
+    from animagine.generation import Generator
 
     with pytest.raises(ModelLoadError, match="from_single_file"):
         Generator.from_pretrained(tiny_model_paths.single_file, version="v4")
@@ -321,9 +320,7 @@ def test_float16_loading_gets_a_safe_vae(
     monkeypatch: pytest.MonkeyPatch, tiny_model_paths: Any
 ) -> None:
     import torch
-    from diffusers import StableDiffusionXLPipeline
-
-    from diffusers import AutoencoderKL
+    from diffusers import AutoencoderKL, StableDiffusionXLPipeline
 
     from animagine.generation import Generator
     from animagine.testing import make_tiny_pipeline
@@ -857,7 +854,8 @@ def test_hires_partial_object_takes_the_demos_defaults(gen: Any) -> None:
     assert plan.hires_size == (96, 96)
     steps = gen.check("1girl", seed=1, hires={"scale": 2, "steps": 4}, **OPTIONS)
     assert steps.hires_steps == 4
-    assert steps.hires is not None and steps.hires.strength == 0.55
+    assert steps.hires is not None
+    assert steps.hires.strength == 0.55
 
 
 def test_every_hires_upscaler_runs(gen: Any) -> None:
@@ -1070,7 +1068,7 @@ def test_lora_weight_zero_and_unload_restore_the_image(lora_gen: Any, lora_file:
 
 
 def test_lora_changes_empty_the_prompt_cache(lora_gen: Any, lora_file: Path) -> None:
-    encoder = lora_gen._encoder
+    encoder = lora_gen.encoder
     tags = Prompt.parse("1girl", version="v4").tags
     lora_gen("1girl", seed=1, **SMALL)
     calls = encoder.encoder_calls

@@ -21,8 +21,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "animagine"
 
@@ -214,11 +212,6 @@ def test_lower_layers_never_import_higher_ones() -> None:
     assert layer_violations() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tests/, benchmarks/ and some modules still import private modules and names "
-    "across packages; being moved to public API",
-)
 def test_no_private_name_crosses_a_package_boundary() -> None:
     assert private_violations() == []
 

@@ -19,8 +19,10 @@ How it works:
 * **Deterministic outputs**: the item of input line ``n`` is written to ``{n:06d}.png`` (or
   ``{n:06d}-{k}.png``, ``k`` from 1, when it makes several images), and its seed is fixed before
   any work: the line's own, or one derived from a base seed and the line number.
-* **Atomic, never overwritten**: images go through :func:`animagine.metadata._records.write_png`
-  (temporary file, then a link into place); an existing image is kept unless ``overwrite``.
+* **Atomic, never overwritten**: images go through :func:`animagine.metadata.write_png` and the
+  manifest through :func:`animagine.files.write_atomic` (temporary file, then a link or rename
+  into place); an existing image is kept unless ``overwrite``. A cleanup after a crash removes
+  only the temporary files animagine names (:func:`animagine.files.is_temporary`).
 * **Resume**: an item whose images all exist, open and hold our metadata is skipped, so
   rerunning the same command after a crash or Ctrl-C finishes the job.
 * **Manifest**: each process appends one JSON row per image to ``manifest.rank{N}.jsonl`` (flushed
@@ -68,6 +70,7 @@ from animagine.errors import (
     GenerationTypeError,
     MetadataError,
 )
+from animagine.files import is_temporary, write_atomic
 from animagine.generation import (
     GenerationOptions,
     Generator,
@@ -480,25 +483,6 @@ def _fsync_dir(directory: Path) -> None:
             os.close(descriptor)
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(temp, "w", encoding="utf-8", newline="\n") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp, path)
-    finally:
-        if os.path.lexists(temp):
-            os.unlink(temp)
-    _fsync_dir(path.parent)
-
-
-def _is_our_temp(name: str) -> bool:
-    """A temporary file that :func:`write_png` or the manifest writer leaves after a kill."""
-    return name.startswith(".") and name.endswith(".tmp") and (".png." in name or MANIFEST in name)
-
-
 def _row(
     item: BatchItem, index: int, name: str, parameters: GenerationParameters
 ) -> dict[str, Any]:
@@ -560,7 +544,7 @@ def _merge_manifest(out_dir: Path, items: Sequence[BatchItem]) -> Path:
         json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n"
         for row in sorted(rows.values(), key=order)
     )
-    _write_atomically(target, text)
+    write_atomic(target, text)
     for shard in shards:
         with contextlib.suppress(FileNotFoundError):
             shard.unlink()
@@ -688,7 +672,7 @@ def run_batch(
     if main:
         out.mkdir(parents=True, exist_ok=True)
         for entry in os.scandir(out):
-            if _is_our_temp(entry.name):
+            if is_temporary(entry.name):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(entry.path)
     state.wait_for_everyone()
@@ -1019,7 +1003,7 @@ def _in_main_thread() -> bool:
 
 def _write_summary(path: Path | None, summary: BatchSummary, main: bool) -> None:
     if path is not None and main:
-        _write_atomically(path, json.dumps(summary.to_json(), indent=2) + "\n")
+        write_atomic(path, json.dumps(summary.to_json(), indent=2) + "\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -29,8 +29,7 @@ from typing import IO, Any, Final, NoReturn
 import attrs
 
 from animagine._version import __version__
-from animagine.core._lint import Diagnostic, apply_fixes, lint
-from animagine.core._vocab import ModelVersion, get_version
+from animagine.core import Diagnostic, ModelVersion, apply_fixes, get_version, lint
 from animagine.errors import (
     AnimagineError,
     PromptSyntaxError,
@@ -262,7 +261,7 @@ def _prompt_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_prompt(args: argparse.Namespace) -> int:
-    from animagine.core._prompt import Prompt  # noqa: PLC0415 (keeps `--help` fast)
+    from animagine.core import Prompt  # noqa: PLC0415 (keeps `--help` fast)
 
     version: ModelVersion = args.version
     text, label = _read_prompt(args.text)
@@ -394,7 +393,7 @@ def _fixed(label: str, text: str, version: ModelVersion) -> str:
 
 def _write_fixed(path: Path, text: str) -> None:
     """Rewrite a linted file; a failure names the file, not the temporary file beside it."""
-    from animagine.apps.captions import write_atomic  # noqa: PLC0415 (keeps `--help` fast)
+    from animagine.files import write_atomic  # noqa: PLC0415 (keeps `--help` fast)
 
     try:
         write_atomic(path, text)
@@ -463,7 +462,7 @@ def _convert_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_convert(args: argparse.Namespace) -> int:
-    from animagine.core._prompt import Prompt  # noqa: PLC0415 (keeps `--help` fast)
+    from animagine.core import Prompt  # noqa: PLC0415 (keeps `--help` fast)
 
     text, label = _read_prompt(args.text)
     try:
@@ -490,7 +489,7 @@ def _info_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_info(args: argparse.Namespace) -> int:
-    from animagine.metadata._records import read_parameters  # noqa: PLC0415 (needs Pillow)
+    from animagine.metadata import read_parameters  # noqa: PLC0415 (needs Pillow)
 
     found: list[tuple[str, Any]] = []
     failed = False

@@ -32,7 +32,6 @@ from animagine.generation._loading import (
     check_model_reference,
 )
 from animagine.generation._options import (
-    MAX_PROMPT_LENGTH,
     OPTION_NAMES,
     GenerationOptions,
     GenerationPlan,
@@ -50,7 +49,6 @@ __all__ = [
     "DEMO_HIRES_STRENGTH",
     "DEMO_HIRES_UPSCALER",
     "HIRES_UPSCALERS",
-    "MAX_PROMPT_LENGTH",
     "OPTION_NAMES",
     "PICKLE_SUFFIXES",
     "SAMPLERS",

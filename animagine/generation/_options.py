@@ -23,7 +23,7 @@ from typing import Any, Final
 
 import attrs
 
-from animagine.core import ModelVersion, Prompt, Tag, parse_tags
+from animagine.core import MAX_PROMPT_CHARS, ModelVersion, Prompt, Tag, parse_tags
 from animagine.errors import GenerationArgumentError, GenerationTypeError
 from animagine.generation._checks import (
     bool_argument,
@@ -38,7 +38,6 @@ from animagine.limits import MAX_IMAGES, MAX_SEED, MAX_STEPS
 from animagine.metadata import GenerationParameters, HiresParameters
 
 __all__ = [
-    "MAX_PROMPT_LENGTH",
     "OPTION_NAMES",
     "GenerationOptions",
     "GenerationPlan",
@@ -47,10 +46,6 @@ __all__ = [
     "option_spec",
     "plan_generation",
 ]
-
-#: Longest prompt or negative prompt accepted, in characters (about 25,000 tokens: far more
-#: than anything a model reads usefully; checked before any parsing).
-MAX_PROMPT_LENGTH: Final = 100_000
 
 
 @attrs.frozen
@@ -168,9 +163,9 @@ def _negative(name: str, value: object) -> object:
 
 
 def _check_length(name: str, text: str) -> None:
-    if len(text) > MAX_PROMPT_LENGTH:
+    if len(text) > MAX_PROMPT_CHARS:
         raise GenerationArgumentError(
-            f"{name} is {len(text):,} characters long; the limit is {MAX_PROMPT_LENGTH:,}"
+            f"{name} is {len(text):,} characters long; the limit is {MAX_PROMPT_CHARS:,}"
         )
 
 
