@@ -1208,7 +1208,7 @@ def test_corrupt_or_truncated_single_file_is_a_model_load_error(
 
     garbage = tmp_path / "animagine-xl-4.0.safetensors"
     garbage.write_bytes(b"\xff" * 64)
-    with pytest.raises(ModelLoadError, match="not a readable .safetensors file") as info:
+    with pytest.raises(ModelLoadError, match=r"not a readable \.safetensors file") as info:
         Generator.from_single_file(garbage, config=tiny_model_paths.folder)
     assert str(garbage) in str(info.value)
     assert tiny_model_paths.single_file is not None
