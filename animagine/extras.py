@@ -8,9 +8,14 @@ one of them imports it through :func:`require`, inside the function that uses it
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import Any, Final
+
+from animagine.errors import MissingDependencyError
 
 __all__ = ["require"]
+
+#: Import names whose package on PyPI has another name.
+_DISTRIBUTIONS: Final = {"PIL": "pillow", "huggingface_hub": "huggingface-hub"}
 
 
 def require(module: str, *, what: str = "animagine's generation", extra: str = "generate") -> Any:
@@ -22,12 +27,15 @@ def require(module: str, *, what: str = "animagine's generation", extra: str = "
         extra: The animagine extra that provides it.
 
     Raises:
-        ImportError: ``module`` (or one of its own dependencies) is missing.
+        MissingDependencyError: ``module`` (or one of its own dependencies) is missing; also an
+            ``ImportError``.
     """
     try:
         return importlib.import_module(module)
     except ImportError as error:
-        missing = error.name or module
-        raise ImportError(
-            f"{what} needs {missing}, which is not installed: pip install 'animagine[{extra}]'"
+        top = (error.name or module).split(".")[0]
+        package = _DISTRIBUTIONS.get(top, top)
+        raise MissingDependencyError(
+            f"{what} needs {package}, which is not installed: pip install {package}"
+            f" (or pip install 'animagine[{extra}]')"
         ) from error

@@ -70,6 +70,7 @@ from animagine.errors import (
     GenerationTypeError,
     MetadataError,
 )
+from animagine.extras import require
 from animagine.files import is_temporary, write_atomic
 from animagine.generation import (
     GenerationOptions,
@@ -597,9 +598,7 @@ def _make_state() -> PartialState:
 
 
 def _progress_bar(total: int, *, enabled: bool, description: str) -> Any:
-    import importlib  # noqa: PLC0415
-
-    tqdm = importlib.import_module("tqdm.auto").tqdm
+    tqdm = require("tqdm.auto", what="animagine batch").tqdm
     return tqdm(
         total=total,
         disable=not enabled,

@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING, Any, Final
 from animagine.errors import (
     InvalidArgumentError,
     MetadataError,
-    MissingDependencyError,
     MissingFileError,
     NotAFileError,
     WrongTypeError,
 )
+from animagine.extras import require
 from animagine.files import atomic_open
 from animagine.metadata._demo import from_demo_json
 from animagine.metadata._records import GenerationParameters
@@ -55,12 +55,7 @@ DEMO_CHUNK: Final = "metadata"
 
 
 def _require_pillow(what: str) -> None:
-    try:
-        import PIL  # noqa: F401  # Pillow is optional: import on use
-    except ImportError as error:
-        raise MissingDependencyError(
-            f"{what} needs Pillow: pip install pillow (or pip install 'animagine[generate]')"
-        ) from error
+    require("PIL", what=what)  # Pillow is optional: imported on use
 
 
 def png_info(parameters: GenerationParameters) -> PngInfo:
