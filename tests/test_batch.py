@@ -143,6 +143,7 @@ def test_output_names_and_seeds() -> None:
         BatchItem(1, {"prompt": "a", "cfg": 3})
 
 
+@pytest.mark.generate
 def test_strict_cli_stops_before_loading_a_model(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], tiny_model_paths: TinyModelPaths
 ) -> None:
