@@ -51,7 +51,6 @@ __all__ = [
     "find_captions",
     "normalise_caption",
     "normalise_captions",
-    "write_atomic",
 ]
 
 _BOM: Final = "\ufeff"

@@ -596,26 +596,3 @@ def _build(
         )
     except (TypeError, ValueError) as error:
         raise MetadataError(f"{source}: {error}") from error
-
-
-# The image functions and chunk names lived here before the split; until every caller imports
-# them from `animagine.metadata`, this module still answers for them (imported on use: the PNG
-# module imports this one).
-_MOVED: Final = frozenset(
-    {
-        "ANIMAGINE_CHUNK",
-        "DEMO_CHUNK",
-        "PARAMETERS_CHUNK",
-        "png_info",
-        "read_parameters",
-        "write_png",
-    }
-)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED:
-        from animagine.metadata import _png  # noqa: PLC0415
-
-        return getattr(_png, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
