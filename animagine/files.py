@@ -39,7 +39,14 @@ from typing import IO, Any, Final
 
 from animagine.errors import InvalidArgumentError, MissingFileError, NotAFileError, WrongTypeError
 
-__all__ = ["TEMPORARY_PATTERN", "atomic_open", "is_temporary", "temporary_name", "write_atomic"]
+__all__ = [
+    "TEMPORARY_PATTERN",
+    "atomic_open",
+    "is_temporary",
+    "path_text",
+    "temporary_name",
+    "write_atomic",
+]
 
 #: What the name of a temporary file of this module matches (:func:`is_temporary`).
 TEMPORARY_PATTERN: Final = re.compile(r"\..+\.animagine-[0-9a-f]{12}\.tmp")
@@ -171,13 +178,22 @@ def atomic_open(
     _fsync_folder(target.parent)
 
 
-def _target(path: str | os.PathLike[str], *, follow: bool) -> Path:
-    candidate: object = path
-    if not isinstance(candidate, (str, os.PathLike)):
-        raise WrongTypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+def path_text(path: object, argument: str = "path") -> str:
+    """A path argument as a str: a ``str`` or an ``os.PathLike`` of ``str``.
+
+    Raises:
+        WrongTypeError: anything else (bytes paths included), naming ``argument``.
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise WrongTypeError(f"{argument} must be a str or os.PathLike, got {type(path).__name__}")
     name = os.fspath(path)
     if not isinstance(name, str):
-        raise WrongTypeError(f"path must be a str or os.PathLike[str], got {name!r}")
+        raise WrongTypeError(f"{argument} must be a str or os.PathLike[str], got {name!r}")
+    return name
+
+
+def _target(path: str | os.PathLike[str], *, follow: bool) -> Path:
+    name = path_text(path)
     target = Path(name)
     if "\0" in name or target.name in ("", ".", ".."):
         raise InvalidArgumentError(f"not a file name: {name!r}")

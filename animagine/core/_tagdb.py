@@ -28,6 +28,7 @@ from animagine.errors import (
     TagDatabaseError,
     WrongTypeError,
 )
+from animagine.files import path_text
 
 __all__ = ["DEFAULT_TAGDB_FILE", "TagDatabase", "database_or_default"]
 
@@ -574,12 +575,7 @@ def _read_data_file(path: Path, *, verify: bool = False) -> _Table:
 
 def _check_path(path: str | os.PathLike[str]) -> str:
     """``path`` as a str, when it names an existing file."""
-    candidate: object = path
-    if not isinstance(candidate, (str, os.PathLike)):
-        raise WrongTypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
-    name = os.fspath(path)
-    if not isinstance(name, str):
-        raise WrongTypeError(f"path must be a str or os.PathLike[str], got {name!r}")
+    name = path_text(path)
     if not name:
         raise InvalidArgumentError("path must not be empty")
     if os.path.isdir(name):

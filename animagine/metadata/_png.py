@@ -29,7 +29,7 @@ from animagine.errors import (
     WrongTypeError,
 )
 from animagine.extras import require
-from animagine.files import atomic_open
+from animagine.files import atomic_open, path_text
 from animagine.metadata._demo import from_demo_json
 from animagine.metadata._records import GenerationParameters
 
@@ -155,12 +155,9 @@ def read_parameters(source: str | os.PathLike[str] | Image) -> GenerationParamet
 
     if isinstance(source, PILImage.Image):
         return _read_image(source, str(getattr(source, "filename", "") or "<image>"))
-    candidate: object = source
-    if not isinstance(candidate, (str, os.PathLike)):
+    if not isinstance(source, (str, os.PathLike)):
         raise WrongTypeError(f"source must be a path or a PIL image, got {type(source).__name__}")
-    name = os.fspath(source)
-    if not isinstance(name, str):
-        raise WrongTypeError(f"source must be a str path, got {name!r}")
+    name = path_text(source, "source")
     try:
         file = open(name, "rb")  # noqa: SIM115 (closed below)
     except FileNotFoundError:
