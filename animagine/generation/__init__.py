@@ -41,7 +41,7 @@ from animagine.generation._options import (
     plan_generation,
 )
 from animagine.generation._result import GenerationResult, check_output, png_names
-from animagine.generation._samplers import SAMPLERS, Sampler, resolve_sampler
+from animagine.generation._samplers import SAMPLERS, Sampler, make_scheduler, resolve_sampler
 
 __all__ = [
     "CHUNK_LENGTH",
@@ -70,6 +70,7 @@ __all__ = [
     "check_output",
     "chunk_tokens",
     "hires_size",
+    "make_scheduler",
     "option_spec",
     "plan_generation",
     "png_names",
