@@ -58,10 +58,11 @@ from animagine.core import parse_tags  # noqa: E402
 
 RESULTS = HERE / "results" / "prompt.md"
 
-# Targets from the benchmark issue.
-TARGET_RENDER_US = 150.0
-TARGET_COMPEL_RATIO = 500.0
-TARGET_PROCESS_MS = 200.0
+# Targets, with the issue that set each one.
+TARGET_RENDER_US = 150.0  # issue #2 (Foundation and prompt core)
+TARGET_RENDER_ONE_HOUSE_US = 100.0  # issue #7 (One house)
+TARGET_COMPEL_RATIO = 500.0  # issue #2
+TARGET_PROCESS_MS = 200.0  # issue #2
 
 PROCESS_PROMPT = "1girl, arima kana, oshi no ko, safe, smile, masterpiece"
 PROCESS_SNIPPET = f"import animagine; animagine.Prompt.parse({PROCESS_PROMPT!r})"
@@ -367,19 +368,21 @@ def report(
         "",
         "## Targets",
         "",
-        "| Target | measured | |",
-        "|---|---:|---|",
-        f"| parse+classify+render ≤ {TARGET_RENDER_US:.0f} µs per 30-tag prompt | "
+        "| Target | source | measured | |",
+        "|---|---|---:|---|",
+        f"| parse+classify+render ≤ {TARGET_RENDER_US:.0f} µs per 30-tag prompt | issue #2 | "
         f"{render:,.1f} µs | {_verdict(render <= TARGET_RENDER_US)} |",
+        f"| parse+render ≤ {TARGET_RENDER_ONE_HOUSE_US:.0f} µs per 30-tag prompt | issue #7 | "
+        f"{render:,.1f} µs | {_verdict(render <= TARGET_RENDER_ONE_HOUSE_US)} |",
     ]
     if compel is not None:
         ratio = compel.median / render
         lines.append(
             f"| ≥ {TARGET_COMPEL_RATIO:.0f}x faster than compel's parser (parse+render) | "
-            f"{ratio:,.0f}x | {_verdict(ratio >= TARGET_COMPEL_RATIO)} |"
+            f"issue #2 | {ratio:,.0f}x | {_verdict(ratio >= TARGET_COMPEL_RATIO)} |"
         )
     lines += [
-        f"| whole process, import + first parse < {TARGET_PROCESS_MS:.0f} ms | "
+        f"| whole process, import + first parse < {TARGET_PROCESS_MS:.0f} ms | issue #2 | "
         f"{process:,.1f} ms | {_verdict(process < TARGET_PROCESS_MS)} |",
         "",
         "The tag database's own load time and memory are measured by `bench_tagdb.py`.",
