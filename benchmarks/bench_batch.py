@@ -5,7 +5,7 @@ Run from the repository root::
     python benchmarks/bench_batch.py            # writes benchmarks/results/batch.md
     python benchmarks/bench_batch.py --quick    # small run for CI; writes no file
 
-Each configuration runs the real command (``python -m animagine.apps.batch``, under
+Each configuration runs the real command (``python -m animagine batch``, under
 ``torchrun --standalone --nproc_per_node 2`` for two processes) on the tiny random SDXL of
 ``animagine.testing`` (64x64), into a fresh folder, and reads its ``--summary-json``. The rate is
 items generated per second of the summary's ``work_seconds``: from the moment every process
@@ -62,7 +62,7 @@ def run_one(
     if processes > 1:
         launcher += ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
     command = [
-        *launcher, "-m", "animagine.apps.batch", str(prompts), "-o", str(out),
+        *launcher, "-m", "animagine", "batch", str(prompts), "-o", str(out),
         "--model", str(model), "--version", "v4", "--width", "64", "--height", "64",
         "--steps", str(steps), "--no-progress", "--summary-json", str(summary_path),
     ]  # fmt: skip

@@ -368,7 +368,8 @@ def _command(
     return [
         *launcher,
         "-m",
-        "animagine.apps.batch",
+        "animagine",
+        "batch",
         str(source),
         "-o",
         str(out),

@@ -690,8 +690,8 @@ examples:
   animagine batch prompts.jsonl -o out/ --aspect portrait --strict
   accelerate launch --multi_gpu --num_processes 4 -m animagine batch prompts.txt -o out/
 """,
-        arguments="animagine.apps.batch:add_batch_arguments",
-        run="animagine.apps.batch:main_batch",
+        arguments="animagine.apps._batch_cli:add_batch_arguments",
+        run="animagine.apps._batch_cli:main_batch",
     ),
 )
 
