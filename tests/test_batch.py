@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from animagine.apps.batch import (
     MANIFEST,
@@ -29,6 +31,7 @@ from animagine.apps.batch import (
     read_batch,
     run_batch,
 )
+from animagine.generation import OPTION_NAMES, GenerationOptions
 
 if TYPE_CHECKING:
     from animagine.generation import Generator
@@ -559,3 +562,38 @@ def test_a_prompt_over_the_limit_is_one_bad_line_reported_at_once(tmp_path: Path
     assert [item.line for item in items] == [1, 3]
     assert [line.line for line in bad] == [2]
     assert f"the limit is {MAX_PROMPT_CHARS:,}" in bad[0].message
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=10), children, max_size=3)
+    ),
+    max_leaves=6,
+)
+_LINE = st.one_of(
+    st.text(max_size=60),
+    st.dictionaries(st.sampled_from([*OPTION_NAMES, "cfg", ""]), _JSON_VALUES, max_size=5).map(
+        json.dumps
+    ),
+    st.just('{"prompt": "1girl", "seed": ' + "9" * 5000 + "}"),
+    st.just('{"prompt": "1girl", "x": ' + "[" * 5000 + "]" * 5000 + "}"),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(lines=st.lists(_LINE, max_size=6), kind=st.sampled_from(["txt", "jsonl", "csv"]))
+def test_any_input_file_gives_items_bad_lines_or_a_batch_input_error(
+    tmp_path_factory: pytest.TempPathFactory, lines: list[str], kind: str
+) -> None:
+    """Whatever a prompt file holds, reading it never raises anything but BatchInputError."""
+    source = tmp_path_factory.mktemp("in") / f"in.{kind}"
+    source.write_text("\n".join(lines), encoding="utf-8")
+    try:
+        items, bad = read_batch(source)
+    except BatchInputError:
+        return
+    numbers = [item.line for item in items] + [line.line for line in bad]
+    assert len(numbers) == len(set(numbers))  # a line is an item or a bad line, not both
+    for item in items:
+        assert isinstance(item.generation_options(), GenerationOptions)
