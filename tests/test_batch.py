@@ -597,3 +597,35 @@ def test_any_input_file_gives_items_bad_lines_or_a_batch_input_error(
     assert len(numbers) == len(set(numbers))  # a line is an item or a bad line, not both
     for item in items:
         assert isinstance(item.generation_options(), GenerationOptions)
+
+
+def test_lines_are_split_only_at_line_breaks(tmp_path: Path) -> None:
+    """U+2028 and U+0085 inside a JSON string do not split the line or shift the numbering."""
+    source = tmp_path / "in.jsonl"
+    rows = [{"prompt": "1girl,\u2028smile"}, {"prompt": "1boy\u0085night"}, {"prompt": "1other"}]
+    source.write_text(
+        "\r\n".join(json.dumps(row, ensure_ascii=False) for row in rows) + "\r", encoding="utf-8"
+    )
+    items, bad = read_batch(source)
+    assert bad == ()
+    assert [item.line for item in items] == [1, 2, 3]
+    assert items[0].options["prompt"] == "1girl,\u2028smile"
+    assert output_names(items[2]) == ("000003.png",)
+    text = tmp_path / "in.txt"
+    text.write_text("a\u2028b\rc\n\nd", encoding="utf-8")
+    assert [item.line for item in read_batch(text)[0]] == [1, 2, 4]
+
+
+@pytest.mark.parametrize("where", ["missing-folder", "a-folder"])
+def test_an_unusable_summary_path_is_found_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    summary = tmp_path / "nope" / "s.json" if where == "missing-folder" else tmp_path
+    out = tmp_path / "out"
+    args = _parse([str(DATA / "prompts.txt"), "-o", str(out), "--summary-json", str(summary)])
+    args.model = str(tmp_path / "no-such-model")  # never reached
+    assert main_batch(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("animagine batch: error: --summary-json")
+    assert err.count("\n") == 1
+    assert not out.exists()

@@ -111,6 +111,7 @@ def _main_batch(args: argparse.Namespace, defaults: Mapping[str, object]) -> int
         if not 0 <= base_seed <= MAX_SEED:
             raise BatchInputError(f"--seed must be from 0 to 2**64 - 1, got {base_seed}")
         flag_options = GenerationOptions.from_mapping({"prompt": "1girl", **defaults})
+        _check_summary_path(args.summary_json)
         check_model_arguments(args)
         version = model_version(args)
         plan_generation(flag_options, version)
@@ -189,6 +190,19 @@ def _main_batch(args: argparse.Namespace, defaults: Mapping[str, object]) -> int
         print(summary.describe(), flush=True)
     _write_summary(args.summary_json, summary, say)
     return 1 if summary.failed or bad else 0
+
+
+def _check_summary_path(path: Path | None) -> None:
+    """Find an unwritable ``--summary-json`` before the work, not after it."""
+    if path is None:
+        return
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise BatchInputError(f"--summary-json {path}: is a folder")
+    if not folder.is_dir():
+        raise BatchInputError(f"--summary-json {path}: no folder {folder}")
+    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise BatchInputError(f"--summary-json {path}: not writable")
 
 
 def _first_line(error: BaseException) -> str:

@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import types
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -29,7 +30,14 @@ from animagine.generation import (
 if TYPE_CHECKING:
     pass
 
-__all__ = ["BadLine", "BatchItem", "derive_seed", "output_names", "read_batch"]
+__all__ = [
+    "BadLine",
+    "BatchItem",
+    "derive_seed",
+    "output_names",
+    "physical_lines",
+    "read_batch",
+]
 
 _SIZE_OPTIONS: Final = frozenset({"width", "height", "aspect"})
 _FORMATS: Final = ("txt", "jsonl", "csv")
@@ -133,15 +141,30 @@ def _format_of(path: Path, format: str | None) -> str:
     return _SUFFIX_FORMATS.get(path.suffix.lower(), "txt")
 
 
+_LINE_BREAK: Final = re.compile(r"\r\n|\r|\n")
+
+
+def physical_lines(text: str) -> list[str]:
+    """``text`` split at ``\n``, ``\r\n`` and ``\r`` only, as editors and ``wc -l`` count lines.
+
+    Not :meth:`str.splitlines`, which also splits at U+2028, U+0085, form feeds...: characters
+    that a JSON string may hold as they are (``json.dumps(..., ensure_ascii=False)``).
+    """
+    lines = _LINE_BREAK.split(text)
+    if lines and not lines[-1]:
+        lines.pop()  # the text ends with a line break
+    return lines
+
+
 def _text_lines(text: str) -> Iterator[tuple[int, dict[str, object]]]:
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(physical_lines(text), start=1):
         stripped = line.strip()
         if stripped and not stripped.startswith("#"):
             yield number, {"prompt": stripped}
 
 
 def _jsonl_lines(text: str) -> Iterator[tuple[int, dict[str, object] | BadLine]]:
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(physical_lines(text), start=1):
         if not line.strip():
             continue
         try:

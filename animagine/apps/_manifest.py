@@ -19,7 +19,7 @@ from animagine.metadata import GenerationParameters, read_parameters
 if TYPE_CHECKING:
     pass
 
-from animagine.apps._batch_input import BatchItem, output_names
+from animagine.apps._batch_input import BatchItem, output_names, physical_lines
 
 __all__ = [
     "MANIFEST",
@@ -82,7 +82,7 @@ def read_rows(path: Path) -> Iterator[dict[str, Any]]:
         text = path.read_text("utf-8")
     except FileNotFoundError:
         return
-    for line in text.splitlines():
+    for line in physical_lines(text):
         try:
             row = json.loads(line)
         except json.JSONDecodeError:
