@@ -10,8 +10,9 @@ import sys
 import types
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
+from animagine.apps._batch_input import _FORMATS, BadLine, BatchItem, read_batch
 from animagine.apps._generation_cli import (
     add_generation_arguments,
     add_model_arguments,
@@ -21,6 +22,7 @@ from animagine.apps._generation_cli import (
     model_loader,
     model_version,
 )
+from animagine.apps.batch import BatchInterrupted, BatchSummary, _make_state, run_batch
 from animagine.errors import (
     AnimagineError,
     BatchInputError,
@@ -31,12 +33,6 @@ from animagine.generation import (
     plan_generation,
 )
 from animagine.limits import MAX_SEED
-
-if TYPE_CHECKING:
-    pass
-
-from animagine.apps._batch_input import _FORMATS, BadLine, BatchItem, read_batch
-from animagine.apps.batch import BatchInterrupted, BatchSummary, _make_state, run_batch
 
 __all__ = ["EXIT_INTERRUPTED", "add_batch_arguments", "main_batch"]
 

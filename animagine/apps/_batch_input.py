@@ -11,7 +11,7 @@ import re
 import types
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import Any, Final, Literal
 
 import attrs
 
@@ -21,14 +21,7 @@ from animagine.errors import (
     GenerationArgumentError,
     GenerationTypeError,
 )
-from animagine.generation import (
-    GenerationOptions,
-    check_names,
-    option_spec,
-)
-
-if TYPE_CHECKING:
-    pass
+from animagine.generation import GenerationOptions, check_names, set_values
 
 __all__ = [
     "BadLine",
@@ -107,15 +100,8 @@ class BadLine:
 
 def _options(fields: Mapping[str, object], *, text: bool) -> dict[str, object]:
     """The options a line sets, checked by :class:`GenerationOptions` (CSV cells: ``text``)."""
-    checked = GenerationOptions.from_mapping(fields, text=text)
-    options: dict[str, object] = {}
-    for name, value in fields.items():
-        if value is None or (text and value == ""):
-            continue  # not set: the default applies
-        parsed = value
-        if text and isinstance(value, str) and name != "prompt":
-            parsed = option_spec(name).parse(value)
-        options[name] = parsed
+    options = set_values(fields, text=text)  # unset ones take the defaults
+    checked = GenerationOptions.from_mapping(options)
     if isinstance(checked.prompt, str) and not checked.prompt.strip():
         raise GenerationArgumentError("no prompt")
     return options

@@ -8,18 +8,14 @@ import json
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
+from animagine.apps._batch_input import BatchItem, output_names, physical_lines
 from animagine.errors import (
     MetadataError,
 )
 from animagine.files import write_atomic
 from animagine.metadata import GenerationParameters, read_parameters
-
-if TYPE_CHECKING:
-    pass
-
-from animagine.apps._batch_input import BatchItem, output_names, physical_lines
 
 __all__ = [
     "MANIFEST",

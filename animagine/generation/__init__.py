@@ -39,6 +39,7 @@ from animagine.generation._options import (
     check_names,
     option_spec,
     plan_generation,
+    set_values,
 )
 from animagine.generation._result import GenerationResult, check_output, png_names
 from animagine.generation._samplers import SAMPLERS, Sampler, make_scheduler, resolve_sampler
@@ -76,4 +77,5 @@ __all__ = [
     "png_names",
     "prompt_fragments",
     "resolve_sampler",
+    "set_values",
 ]

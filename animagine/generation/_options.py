@@ -45,6 +45,7 @@ __all__ = [
     "check_names",
     "option_spec",
     "plan_generation",
+    "set_values",
 ]
 
 
@@ -346,14 +347,7 @@ class GenerationOptions:
                 of the wrong type.
             GenerationArgumentError: a value out of range or unreadable.
         """
-        check_names(data)
-        values: dict[str, Any] = {}
-        for name, value in data.items():
-            if value is None or (text and value == ""):
-                continue
-            values[name] = (
-                option_spec(name).parse(value) if text and isinstance(value, str) else value
-            )
+        values: dict[str, Any] = set_values(data, text=text)
         if "prompt" not in values:
             raise GenerationArgumentError("no prompt")
         return cls(**values)
@@ -394,6 +388,25 @@ def option_spec(name: str) -> OptionSpec:
     """The :class:`OptionSpec` of option ``name``."""
     spec: OptionSpec = getattr(attrs.fields(GenerationOptions), name).metadata[_SPEC]
     return spec
+
+
+def set_values(data: Mapping[str, object], *, text: bool = False) -> dict[str, object]:
+    """The options ``data`` sets, by name, as :meth:`GenerationOptions.from_mapping` reads them.
+
+    ``None`` values (and, with ``text``, empty strings) are left out; with ``text``, string
+    values are read as the option's text form. Values are not checked beyond that.
+
+    Raises:
+        GenerationTypeError: an unknown option name.
+        GenerationArgumentError: a text value that does not read.
+    """
+    check_names(data)
+    values: dict[str, object] = {}
+    for name, value in data.items():
+        if value is None or (text and value == ""):
+            continue
+        values[name] = option_spec(name).parse(value) if text and isinstance(value, str) else value
+    return values
 
 
 def check_names(names: Mapping[str, object] | tuple[str, ...] | list[str]) -> None:
