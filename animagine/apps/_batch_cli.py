@@ -18,11 +18,11 @@ from animagine.apps._generation_cli import (
     add_model_arguments,
     batch_defaults,
     check_model_arguments,
-    describe,
     model_loader,
     model_version,
 )
 from animagine.apps.batch import BatchInterrupted, BatchSummary, _make_state, run_batch
+from animagine.apps.cli import one_line
 from animagine.errors import (
     AnimagineError,
     BatchInputError,
@@ -113,13 +113,13 @@ def _main_batch(args: argparse.Namespace, defaults: Mapping[str, object]) -> int
         plan_generation(flag_options, version)
     except AnimagineError as error:
         if say:
-            _err(f"animagine batch: error: {_first_line(error)}")
+            _err(f"animagine batch: error: {one_line(error)}")
         return 2
     try:
         items, bad = read_batch(args.input, format=args.format, defaults=defaults)
     except (BatchInputError, OSError) as error:
         if say:
-            _err(f"animagine batch: error: {describe(error)}")
+            _err(f"animagine batch: error: {one_line(error)}")
         return 2
     if bad and say:
         for line in bad:
@@ -135,7 +135,7 @@ def _main_batch(args: argparse.Namespace, defaults: Mapping[str, object]) -> int
         try:
             plan_generation(item.generation_options(), version)
         except AnimagineError as error:
-            late.append(BadLine(item.line, _first_line(error)))
+            late.append(BadLine(item.line, one_line(error)))
         else:
             checked.append(item)
     if late:
@@ -199,12 +199,6 @@ def _check_summary_path(path: Path | None) -> None:
         raise BatchInputError(f"--summary-json {path}: no folder {folder}")
     if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise BatchInputError(f"--summary-json {path}: not writable")
-
-
-def _first_line(error: BaseException) -> str:
-    """An error's first line (a syntax error's caret context left out)."""
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__
 
 
 def _in_main_thread() -> bool:

@@ -296,11 +296,3 @@ def run_generate(args: argparse.Namespace) -> int:
 def batch_defaults(args: argparse.Namespace) -> Mapping[str, object]:
     """The generation flags of ``batch``: defaults for lines that do not set them (no seed)."""
     return {name: value for name, value in cli_options(args).items() if name != "seed"}
-
-
-def describe(error: BaseException) -> str:
-    """One line for an error."""
-    if isinstance(error, OSError) and error.strerror:
-        where = f"{error.filename}: " if error.filename is not None else ""
-        return where + error.strerror
-    return " ".join(str(error).split()) or type(error).__name__

@@ -81,6 +81,7 @@ from animagine.apps._manifest import (
     merge_manifest,
     valid_image,
 )
+from animagine.apps.cli import one_line
 
 __all__ = [
     "BadLine",
@@ -323,8 +324,7 @@ def run_batch(
         try:
             _check_call(model, item)
         except AnimagineError as error:
-            message = str(error).strip().splitlines()  # no caret context
-            invalid.append(ItemFailure(item.line, message[0] if message else repr(error)))
+            invalid.append(ItemFailure(item.line, one_line(error)))
         else:
             valid.append(item)
     if strict and invalid:

@@ -37,7 +37,7 @@ from animagine.errors import (
     UnknownVersionError,
 )
 
-__all__ = ["COMMANDS", "Command", "CommandError", "main"]
+__all__ = ["COMMANDS", "Command", "CommandError", "main", "one_line"]
 
 EXIT_OK: Final = 0
 EXIT_FAILURE: Final = 1
@@ -398,7 +398,7 @@ def _write_fixed(path: Path, text: str) -> None:
     try:
         write_atomic(path, text)
     except OSError as error:
-        reason = error.strerror or _one_line(error)
+        reason = error.strerror or one_line(error)
         raise CommandError(f"{path}: cannot write the fixes: {reason}") from None
 
 
@@ -499,7 +499,7 @@ def _run_info(args: argparse.Namespace) -> int:
         except ImportError as error:
             raise CommandError(str(error)) from None
         except (AnimagineError, OSError) as error:
-            message = _one_line(error)
+            message = one_line(error)
             if name not in message:
                 message = f"{name}: {message}"
             print(f"animagine info: error: {message}", file=sys.stderr)
@@ -729,7 +729,9 @@ def build_parser(commands: Sequence[Command] = COMMANDS, wanted: str | None = No
     return parser
 
 
-def _one_line(error: BaseException) -> str:
+def one_line(error: BaseException) -> str:
+    """An error as one line for stderr: ``FILE: reason`` for an OSError, else its first line
+    (a syntax error's caret context left out)."""
     if isinstance(error, OSError) and error.strerror:
         filename = error.filename
         reason = error.strerror
@@ -739,7 +741,7 @@ def _one_line(error: BaseException) -> str:
 
 
 def _missing_extra(error: ImportError) -> str:
-    return f"{_one_line(error)} (install the generate extra: pip install 'animagine[generate]')"
+    return f"{one_line(error)} (install the generate extra: pip install 'animagine[generate]')"
 
 
 def _is_top_level_option(argument: str) -> bool:
@@ -779,7 +781,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (AnimagineError, OSError) as error:
         if isinstance(error, BrokenPipeError):
             return _broken_pipe()
-        message = _one_line(error)
+        message = one_line(error)
     except ImportError as error:  # a command of the generate extra without it installed
         message = _missing_extra(error)
     except KeyboardInterrupt:
