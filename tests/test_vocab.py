@@ -80,3 +80,15 @@ def test_versions_compare_by_name() -> None:
     assert get_version("4.0") == get_version("v4")
     assert get_version("v3") != get_version("v3.1")
     assert len({get_version("4.0"), get_version("v4")}) == 1
+
+
+def test_checkpoint_files_of_any_weight_format_name_their_version() -> None:
+    from animagine.core import WEIGHT_FILE_SUFFIXES
+
+    for suffix in WEIGHT_FILE_SUFFIXES:
+        assert get_version(f"models/Animagine-XL-4.0-Opt{suffix}").name == "v4"
+        assert get_version(f"animagine-xl-3.1{suffix}").name == "v3.1"
+    with pytest.raises(UnknownVersionError):
+        get_version("animagine-xl-4.0.gguf")
+    with pytest.raises(UnknownVersionError):
+        get_version("x.ckpt")

@@ -135,10 +135,8 @@ def model_version(args: argparse.Namespace) -> ModelVersion:
     """The version the flags name, or the one the model's name tells (before loading)."""
     if args.model_version is not None:
         return get_version(args.model_version)
-    path = Path(str(args.model))
-    name = path.stem if path.suffix.lower() in {".safetensors", *PICKLE_SUFFIXES} else path.name
     try:
-        return get_version(name or str(args.model))
+        return get_version(str(args.model))
     except AnimagineError:
         raise CliError(
             f"cannot tell the Animagine XL version from --model {args.model!r}; pass --version"

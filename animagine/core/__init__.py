@@ -17,7 +17,13 @@ from animagine.core._lint import CODES, Diagnostic, apply_fixes, lint
 from animagine.core._prompt import Prompt, convert, parse
 from animagine.core._tag import BREAK, Tag, normalize_name
 from animagine.core._tagdb import DEFAULT_TAGDB_FILE, TagDatabase
-from animagine.core._vocab import VERSIONS, GenerationDefaults, ModelVersion, get_version
+from animagine.core._vocab import (
+    VERSIONS,
+    WEIGHT_FILE_SUFFIXES,
+    GenerationDefaults,
+    ModelVersion,
+    get_version,
+)
 
 __all__ = [
     "BREAK",
@@ -26,6 +32,7 @@ __all__ = [
     "MAX_PROMPT_CHARS",
     "TERMINALS",
     "VERSIONS",
+    "WEIGHT_FILE_SUFFIXES",
     "Diagnostic",
     "GenerationDefaults",
     "ModelVersion",

@@ -19,6 +19,7 @@ from animagine.errors import InvalidArgumentError, UnknownVersionError, WrongTyp
 __all__ = [
     "RATING_LEVELS",
     "VERSIONS",
+    "WEIGHT_FILE_SUFFIXES",
     "GenerationDefaults",
     "ModelVersion",
     "Period",
@@ -383,13 +384,19 @@ def _index() -> dict[str, ModelVersion]:
 
 _BY_NAME: Final = _index()
 
+#: Suffixes of model weight files: a checkpoint named like a version names that version
+#: (``animagine-xl-4.0-opt.ckpt``). Pickle formats included; whether they may be loaded is the
+#: loaders' business.
+WEIGHT_FILE_SUFFIXES: Final = frozenset({".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".pkl"})
+
 
 def get_version(name: str | ModelVersion) -> ModelVersion:
     """Look up a model version by name, alias, hub id or checkpoint file name.
 
     ``"v3"`` / ``"3.0"`` (Animagine XL 3.0), ``"v3.1"``, ``"v4"`` / ``"4.0"`` (4.0, and its Opt and
     Zero variants), hub ids such as ``"cagliostrolab/animagine-xl-4.0"``, or file names such as
-    ``"animagine-xl-4.0-opt.safetensors"``. Case does not matter.
+    ``"animagine-xl-4.0-opt.safetensors"`` (any weight-file suffix: ``.ckpt`` too). Case does
+    not matter.
 
     Raises:
         WrongTypeError: ``name`` is not a str or ModelVersion (a ``TypeError``).
@@ -405,6 +412,9 @@ def get_version(name: str | ModelVersion) -> ModelVersion:
         # Paths and hub-id-like names: look at the last component.
         tail = key.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
         found = _BY_NAME.get(tail)
+        stem, dot, suffix = tail.rpartition(".")
+        if found is None and dot and dot + suffix in WEIGHT_FILE_SUFFIXES:
+            found = _BY_NAME.get(stem)
     if found is None:
         known = ", ".join(repr(v.name) for v in VERSIONS)
         raise UnknownVersionError(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -10,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from animagine.core import ModelVersion, get_version
+from animagine.core import WEIGHT_FILE_SUFFIXES, ModelVersion, get_version
 from animagine.errors import (
     GenerationArgumentError,
     GenerationTypeError,
@@ -26,7 +25,7 @@ if TYPE_CHECKING:
 #: The model :meth:`animagine.Generator.from_pretrained` and the command line load by default.
 DEFAULT_MODEL: Final = "cagliostrolab/animagine-xl-4.0"
 #: Weight file suffixes that hold pickles (which run code when loaded).
-PICKLE_SUFFIXES: Final = frozenset({".ckpt", ".pt", ".pth", ".bin", ".pkl"})
+PICKLE_SUFFIXES: Final = WEIGHT_FILE_SUFFIXES - {".safetensors"}
 
 _DTYPE_NAMES: Final = {
     "float16": "float16", "fp16": "float16", "half": "float16",
@@ -115,10 +114,6 @@ def _version_for(model: str, version: object, what: str) -> ModelVersion:
     try:
         return get_version(model)
     except UnknownVersionError:
-        stem = Path(model).stem
-        if Path(model).suffix.lower() in {".safetensors", *PICKLE_SUFFIXES}:
-            with contextlib.suppress(UnknownVersionError):
-                return get_version(stem)
         raise UnknownVersionError(
             f"cannot tell the Animagine XL version from {what} {model!r}; pass version="
             " ('v3', 'v3.1' or 'v4')"
