@@ -15,7 +15,7 @@ from animagine.errors import MissingDependencyError
 __all__ = ["require"]
 
 #: Import names whose package on PyPI has another name.
-_DISTRIBUTIONS: Final = {"PIL": "pillow", "huggingface_hub": "huggingface-hub"}
+_DISTRIBUTIONS: Final = {"PIL": "pillow", "huggingface_hub": "huggingface-hub", "yaml": "pyyaml"}
 
 
 def require(module: str, *, what: str = "animagine's generation", extra: str = "generate") -> Any:

@@ -10,9 +10,9 @@ import pytest
 import animagine
 
 PUBLIC = {
-    "BREAK", "VERSIONS", "AnimagineError", "Diagnostic", "GenerationDefaults",
+    "BREAK", "VERSIONS", "AnimagineError", "Diagnostic", "Edit", "GenerationDefaults",
     "GenerationParameters", "GenerationResult", "Generator", "ModelVersion", "Prompt",
-    "PromptOrderError", "PromptSyntaxError", "Tag", "TagDatabase", "TagDatabaseError",
+    "PromptOrderError", "PromptSyntaxError", "Tag", "TagDatabase", "TagDatabaseError", "TagMatch",
     "UnknownVersionError", "__version__", "apply_fixes", "convert", "get_version", "lint",
     "parse", "read_parameters", "EncodingError", "GenerationArgumentError",
     "GenerationTypeError", "HiresParameters", "MetadataError", "ModelLoadError",

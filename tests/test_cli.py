@@ -170,19 +170,18 @@ def test_prompt_json_schema(
         "guidance_range": [4.0, 7.0],
         "vae": None,
     }
-    assert data["tags"] == {
-        "subjects": [["1girl", 1.0]],
-        "characters": [["hatsune miku", 1.0]],
-        "series": [],
-        "rating": ["safe", 1.0],
-        "general": [["smile", 1.0], ["smile", 1.0]],
-        "year": None,
-        "quality": [],
-    }
+    assert data["tags"] == [
+        {"slot": "subject", "name": "1girl", "weight": 1.0, "text": "1girl"},
+        {"slot": "character", "name": "hatsune miku", "weight": 1.0, "text": "hatsune miku"},
+        {"slot": "rating", "name": "safe", "weight": 1.0, "text": "safe"},
+        {"slot": "general", "name": "smile", "weight": 1.0, "text": "smile"},
+        {"slot": "general", "name": "smile", "weight": 1.0, "text": "smile"},
+    ]
     [duplicate] = data["diagnostics"]
     assert duplicate["file"] == "<stdin>"
-    assert (duplicate["code"], duplicate["line"], duplicate["column"]) == ("duplicate", 1, 33)
-    assert err == "<stdin>:1:33: duplicate 'smile' already appears at line 1, column 1\n"
+    assert (duplicate["code"], duplicate["line"], duplicate["column"]) == ("duplicate", 1, 35)
+    assert duplicate["fix"] == [{"start": 32, "end": 39, "replacement": ""}]
+    assert err == "<stdin>:1:35: duplicate 'smile' already appears at line 1, column 1\n"
 
 
 def test_prompt_strict(capsys: pytest.CaptureFixture[str]) -> None:
@@ -190,9 +189,7 @@ def test_prompt_strict(capsys: pytest.CaptureFixture[str]) -> None:
     assert status == 1
     assert out == ""
     assert err.splitlines() == [
-        "<text>:1:8: order subject tag '1girl' comes after general tag 'smile'; Animagine XL 4.0 "
-        "was trained on the order: 1girl/1boy/1other, character, series, rating, everything "
-        "else, quality tags last",
+        "<text>:1:1: order general tag 'smile' goes after subject tags in Animagine XL 4.0",
         "<text>:1:15: wrong-version 'newest' is an Animagine XL 3.0 year tag; use 'year 2023'",
     ]
     assert run(capsys, "prompt", "--strict", "1girl, smile")[0] == 0
@@ -230,7 +227,7 @@ def test_lint_text_clean(capsys: pytest.CaptureFixture[str]) -> None:
 def test_lint_warnings_exit_zero(capsys: pytest.CaptureFixture[str]) -> None:
     status, out, err = run(capsys, "lint", "smile, 1girl")
     assert status == 0
-    assert out.startswith("<text>:1:8: order subject tag '1girl'")
+    assert out.startswith("<text>:1:1: order general tag 'smile'")
     assert err == ""
 
 
@@ -278,7 +275,7 @@ def test_lint_files_and_fix(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert out.splitlines() == [
         f"{fixable}:2:1: wrong-version 'rating: general' is an Animagine XL 3.0 rating tag; "
         "use 'safe'",
-        f"{fixable}:2:23: duplicate 'smile' already appears at line 2, column 18",
+        f"{fixable}:2:25: duplicate 'smile' already appears at line 2, column 18",
     ]
     status, out, err = run(capsys, "lint", "--fix", str(good), str(fixable))
     assert (status, out, err) == (0, "", f"fixed {fixable}\n")
@@ -310,13 +307,13 @@ def test_lint_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert finding == {
         "file": str(path),
         "line": 1,
-        "column": 8,
+        "column": 1,
         "end_line": 1,
-        "end_column": 13,
+        "end_column": 6,
         "code": "order",
         "severity": "warning",
         "message": lint("smile, 1girl")[0].message,
-        "fix": None,
+        "fix": [],
     }
     _, out, _ = run(capsys, "lint", "--json", "--fix", "1girl, newest")
     assert json.loads(out) == [{"file": "<text>", "diagnostics": [], "fixed": "1girl, year 2023"}]
@@ -346,7 +343,11 @@ def test_lint_file_and_text_mixed_is_an_error(
 
 def test_lint_missing_file_looks_like_a_name(capsys: pytest.CaptureFixture[str]) -> None:
     status, out, err = run(capsys, "lint", "no-such-prompts.txt")
-    assert (status, out) == (0, "")
+    # Read as a prompt: one tag that no vocabulary knows (information, exit status 0).
+    assert (status, out) == (
+        0,
+        "<text>:1:1: unknown-tag 'no-such-prompts.txt' is not a Danbooru tag\n",
+    )
     assert err.startswith("note: no file 'no-such-prompts.txt'")
 
 
@@ -367,7 +368,7 @@ def test_convert(capsys: pytest.CaptureFixture[str]) -> None:
         capsys, "convert", "--to", "v3", "1girl, safe, smile, year 2023, masterpiece, high score"
     )
     assert (status, err) == (0, "")
-    assert out == "masterpiece, best quality, 1girl, rating: general, smile, newest\n"
+    assert out == "1girl, rating: general, smile, newest, masterpiece, best quality\n"
     status, out, _ = run(
         capsys, "convert", "--from", "v3", "--to", "v4", "masterpiece, 1girl, rating: general"
     )

@@ -543,15 +543,17 @@ def test_prompt_strict_violations_are_findings_with_status_1(cli: Cli) -> None:
     assert all(re.match(FINDING.format(file="<text>"), line) for line in lines), lines
 
 
-def test_captions_that_do_not_parse_are_findings_with_status_1(cli: Cli) -> None:
+def test_captions_that_cannot_be_read_are_findings_with_status_1(cli: Cli) -> None:
+    # A caption is data: `1girl, (smile` is two literal tags, not a syntax error. What fails is
+    # a file that is not text.
     caption = cli.tmp / "a.txt"
-    caption.write_text("1girl, (smile\n", encoding="utf-8")
+    caption.write_bytes(b"caf\xe9, 1girl\n")
     result = cli.run(["captions", str(cli.tmp)])
     assert (result.status, result.out) == (1, "")
     finding, summary = result.err.splitlines()
-    assert finding.startswith(f"{caption}:1:8: syntax "), finding
+    assert finding == f"{caption}: read not UTF-8 text (invalid continuation byte at byte 3)"
     assert "1 failed" in summary
-    assert caption.read_text(encoding="utf-8") == "1girl, (smile\n"  # left untouched
+    assert caption.read_bytes() == b"caf\xe9, 1girl\n"  # left untouched
 
 
 # --- generate and batch: checked before any model is loaded ---------------------------------

@@ -618,3 +618,18 @@ def test_importing_the_encoder_is_light() -> None:
 
     code = "import sys, animagine.generation; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_fragments_keep_inner_emphasis_of_one_tag() -> None:
+    """`an (important) word` is one tag whose middle is at 1.1, as A1111 weighs it.
+
+    (Where a space between words goes does not matter: the tokenizer makes no token of it.)
+    """
+    from animagine import parse
+
+    prompt = parse("1girl, an (important) word")
+    assert prompt_fragments(prompt.tags) == [
+        ("1girl, an ", 1.0),
+        ("important ", 1.1),
+        ("word", 1.0),
+    ]

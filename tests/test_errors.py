@@ -351,7 +351,8 @@ APP_CASES: list[Case] = [
     ("normalise_captions/paths", WrongTypeError, TypeError,
      lambda f: normalise_captions([1])),  # type: ignore[list-item]
     ("normalise_caption/type", WrongTypeError, TypeError, lambda f: normalise_caption(None)),  # type: ignore[arg-type]
-    ("normalise_caption/syntax", PromptSyntaxError, ValueError, lambda f: normalise_caption("a)")),
+    ("normalise_caption/too-long", PromptTooLongError, ValueError,
+     lambda f: normalise_caption("a, " * 40_000)),
     ("write_atomic/missing-folder", MissingFileError, FileNotFoundError,
      lambda f: write_atomic(f["missing"] / "a.txt", "x")),
     ("write_atomic/folder", NotAFileError, IsADirectoryError,

@@ -271,6 +271,11 @@ def test_temporary_names_are_recognisable(tmp_path: Path, monkeypatch: pytest.Mo
         "image.png.animagine-0123456789ab.tmp",  # not hidden
         ".image.png.animagine-0123456789AB.tmp",
         ".image.png.animagine-0123456789ab",
+        ".holiday.png.backup.tmp",  # user files the old cleanup removed
+        ".manifest.jsonl.notes.tmp",
+        ".animagine-0123456789ab.tmp",  # no name before the marker
+        ".image.png.animagine-0123456789abc.tmp",
+        ".image.png.animagine-0123456789ab.tmp.png",
     ],
 )
 def test_user_files_are_not_temporary(name: str) -> None:

@@ -5,26 +5,38 @@ from __future__ import annotations
 import functools
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import lark
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import prompt_texts
 
 import animagine.core
 from animagine import BREAK, PromptSyntaxError, Tag
-from animagine.core import MAX_PROMPT_CHARS, TERMINALS, parse_tags
+from animagine.core import MAX_PROMPT_CHARS, TERMINALS, parse_tags, render_tags
 from animagine.errors import PromptTooLongError, WrongTypeError
 
 GRAMMAR = Path(animagine.core.__file__).parent / "grammar" / "prompt.lark"
 
 
+class _KeepAll:
+    """Keep the terminals no rule accepts (AND, EXTRA) in the lexer, as the reader does."""
+
+    always_accept = ("AND", "EXTRA")
+
+    def process(self, stream: Iterator[lark.Token]) -> Iterator[lark.Token]:
+        return stream
+
+
 @functools.cache
 def grammar() -> lark.Lark:
     """The grammar file as the reader loads it (``parse_tags(use_grammar=True)`` uses it)."""
-    return lark.Lark(GRAMMAR.read_text(encoding="utf-8"), parser="lalr", lexer="basic")
+    return lark.Lark(
+        GRAMMAR.read_text(encoding="utf-8"), parser="lalr", lexer="basic", postlex=_KeepAll()
+    )
 
 
 def tags(text: str, *, use_grammar: bool = False) -> list[Tag]:
@@ -37,6 +49,10 @@ both_paths = pytest.mark.parametrize("use_grammar", [False, True], ids=["fast", 
 def test_terminals_match_the_grammar_file() -> None:
     loaded = {t.name: t.pattern for t in grammar().terminals}
     assert {name for name, _ in TERMINALS} == set(loaded)
+    # The fast lexer tries them in the order of Lark's priorities, as Lark's lexer does.
+    priority = {t.name: t.priority for t in grammar().terminals}
+    order = [priority[name] for name, _ in TERMINALS]
+    assert order == sorted(order, reverse=True)
     for name, pattern in TERMINALS:
         lark_pattern = loaded[name]
         if lark_pattern.type == "str":
@@ -71,7 +87,10 @@ def test_plain_tags_commas_newlines_and_empty_items(use_grammar: bool) -> None:
         ("(a, (b:1.5))", [Tag("a", 1.1), Tag("b", 1.65)]),
         ("[(a:1.5)]", [Tag("a", 1.5 / 1.1)]),
         ("(a:-0.5)", [Tag("a", -0.5)]),
-        ("(masterpiece) best quality", [Tag("masterpiece", 1.1), Tag("best quality")]),
+        ("(masterpiece), best quality", [Tag("masterpiece", 1.1), Tag("best quality")]),
+        ("(unnecessary)(parens)", [Tag("unnecessaryparens", 1.1)]),
+        ("(a) (b)", [Tag("a b", 1.1)]),
+        ("((a:1.2))", [Tag("a", 1.32)]),
     ],
 )
 def test_emphasis(use_grammar: bool, text: str, expected: list[Tag]) -> None:
@@ -95,8 +114,50 @@ def test_unescaped_qualifier_reads_as_the_danbooru_tag(use_grammar: bool) -> Non
     assert tags("(hoshimachi suisei (1st costume):1.2)") == [
         Tag("hoshimachi suisei (1st costume)", 1.2)
     ]
-    assert tags("vertin (reverse:1999)") == [Tag("vertin"), Tag("reverse", 1999)]
-    assert tags("a (b) c") == [Tag("a"), Tag("b", 1.1), Tag("c")]
+    assert tags("vertin (reverse:1999)") == [Tag.from_parts([("vertin ", 1), ("reverse", 1999)])]
+    assert tags("a (b) c") == [Tag.from_parts([("a ", 1), ("b ", 1.1), ("c", 1)])]
+    # ... nor after a bracket: `(x)(y)` is emphasis twice.
+    assert tags("(x)(y), (x) (y)") == [Tag("xy", 1.1), Tag("x y", 1.1)]
+
+
+@both_paths
+def test_emphasis_inside_an_item_stays_in_its_tag(use_grammar: bool) -> None:
+    """No comma the user did not write: the tag carries its pieces' weights."""
+    (item,) = parse_tags("an (important) word", use_grammar=use_grammar)
+    assert item.tag.name == "an important word"
+    assert item.tag.parts == (("an ", 1.0), ("important ", 1.1), ("word", 1.0))
+    assert str(item.tag) == "an (important:1.1) word"
+    assert (item.start, item.end) == (0, 19)
+    first, second = parse_tags("a (b, c)", use_grammar=use_grammar)
+    assert first.tag == Tag.from_parts([("a ", 1), ("b", 1.1)])
+    assert second.tag == Tag("c", 1.1)
+
+
+@both_paths
+@pytest.mark.parametrize(
+    ("text", "expected", "span"),
+    [
+        ("(:3)", Tag(":3", 1.1), ":3"),
+        ("(:d)", Tag(":d", 1.1), ":d"),
+        ("(( :3 ))", Tag(":3", 1.21), ":3"),
+        ("()", Tag("()"), "()"),
+        ("[ ]", Tag("[]"), "[ ]"),
+        ("(())", Tag("()", 1.1), "()"),
+        ("(a:)", Tag("a:", 1.1), "a:"),
+        ("(a:1e400)", Tag("a:1e400", 1.1), "a:1e400"),
+        ("x_AND_y", Tag("x AND y"), "x_AND_y"),
+        (":_BREAK", Tag(": BREAK"), ":_BREAK"),
+        ("<a\\:b>", Tag("<a:b>"), "<a\\:b>"),
+        ("[B<safe]", Tag("B<safe", 1 / 1.1), "B<safe"),
+    ],
+)
+def test_emoticons_empty_emphasis_and_odd_names_are_tags(
+    use_grammar: bool, text: str, expected: Tag, span: str
+) -> None:
+    (item,) = parse_tags(text, use_grammar=use_grammar)
+    assert item.tag == expected
+    assert text[item.start : item.end] == span
+    assert tags(str(item.tag)) == [expected]
 
 
 @both_paths
@@ -143,7 +204,12 @@ ERRORS = [
     ("1girl, <lora:foo:0.8>", 7, "extra-network"),
     ("<lora:foo", 0, "unclosed extra-network"),
     ("(a:1.2.3)", 3, "weight '1.2.3' is not a number"),
-    ("(a:)", 3, "missing weight"),
+    ("(a: .)", 4, "weight '.' is not a number"),
+    ("a:1)", 3, "unmatched ')'"),
+    ("[(a|b)|c]", 6, "alternation"),
+    ("(a AND b", 3, "'AND'"),
+    ("(a:" + "9" * 309 + ")", 2, "emphasis weight 99999999... (309 characters) out of range"),
+    ("(" * 7448 + "a" + ")" * 7448, 7447, "emphasis weight out of range (brackets nested"),
 ]
 
 
@@ -159,7 +225,8 @@ def test_syntax_errors_name_the_construct_and_position(
     assert error.offset == offset
     assert error.line == 1
     assert error.column == offset + 1
-    assert error.context.splitlines()[1] == " " * offset + "^"
+    if len(text) <= 120:  # longer lines show a window
+        assert error.context.splitlines()[1] == " " * offset + "^"
     assert isinstance(error, ValueError)
 
 
@@ -221,7 +288,7 @@ def test_deep_nesting_reads_without_recursion(use_grammar: bool) -> None:
     ids=["nesting", "huge-weight", "zero-times-huge"],
 )
 def test_weights_out_of_range_are_syntax_errors(use_grammar: bool, text: str) -> None:
-    with pytest.raises(PromptSyntaxError, match="emphasis weight out of range"):
+    with pytest.raises(PromptSyntaxError, match=r"emphasis weight .*out of range"):
         parse_tags(text, use_grammar=use_grammar)
 
 
@@ -259,12 +326,7 @@ def test_reading_time_is_linear(make: Callable[[int], str]) -> None:
     assert ratio < 9, ratio
 
 
-# -- the fast path and the grammar agree -------------------------------------------------------
-
-_ALPHABET = st.sampled_from(
-    [*"ab ,:()[]\\|<>_\n.123", "BREAK", "AND", "<lora:x:1>", ":1.2", "(", ")", "smile"]
-)
-prompt_texts = st.lists(_ALPHABET, max_size=30).map("".join)
+# -- properties over the grammar's alphabet -------------------------------------------------------
 
 
 def _outcome(text: str, use_grammar: bool) -> object:
@@ -273,16 +335,47 @@ def _outcome(text: str, use_grammar: bool) -> object:
             (i.tag, i.start, i.end, i.qualifier) for i in parse_tags(text, use_grammar=use_grammar)
         ]
     except PromptSyntaxError as error:
-        return ("error", error.reason, error.offset)
+        return (type(error), error.reason, error.offset)
 
 
-@settings(max_examples=1500, deadline=None)
-@given(prompt_texts)
+@settings(max_examples=400, deadline=None)
+@given(prompt_texts())
 def test_fast_path_equals_grammar(text: str) -> None:
+    """Same tags, positions and qualifiers, or the same error type, message and offset."""
     assert _outcome(text, False) == _outcome(text, True)
 
 
 @settings(max_examples=500, deadline=None)
 @given(st.text(max_size=60))
-def test_arbitrary_text_only_raises_animagine_errors(text: str) -> None:
+def test_fast_path_equals_grammar_on_any_text(text: str) -> None:
     assert _outcome(text, False) == _outcome(text, True)
+
+
+@settings(max_examples=400, deadline=None)
+@given(prompt_texts())
+def test_reading_raises_only_syntax_errors_and_rendering_reads_back(text: str) -> None:
+    """The round-trip law: whatever reads, renders to text that reads as the same tags."""
+    try:
+        items = parse_tags(text)
+    except PromptSyntaxError:  # PromptTooLongError included; anything else fails the test
+        return
+    for item in items:
+        assert 0 <= item.start < item.end <= len(text)
+        assert text[item.start : item.end].strip()
+    read = [item.tag for item in items]
+    rendered = render_tags(read)
+    assert tags(rendered) == read
+    assert render_tags(tags(rendered)) == rendered
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["a", "(", "[", "AND", "<x:", ","]), max_size=8))
+def test_errors_are_typed_on_any_prefix(atoms: list[str]) -> None:
+    text = "".join(atoms)
+    try:
+        parse_tags(text)
+    except PromptSyntaxError as error:
+        offset = error.offset
+    else:
+        offset = 0
+    assert 0 <= offset <= len(text)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from animagine import Diagnostic, TagDatabase, apply_fixes, lint
+from animagine import Diagnostic, Edit, TagDatabase, apply_fixes, lint
 from animagine.core import CODES, MAX_PROMPT_CHARS
 from animagine.errors import InvalidArgumentError, PromptTooLongError, WrongTypeError
 
@@ -33,28 +33,32 @@ def test_clean_card_prompt_has_no_findings() -> None:
 def test_order() -> None:
     text = "smile, 1girl, masterpiece"
     found = only(text, "order")
-    assert text[found.start : found.end] == "1girl"
+    assert text[found.start : found.end] == "smile"
     assert found.severity == "warning"
-    assert found.fix is None
-    assert "trained on the order" in found.message
+    assert found.fix == ()
+    assert found.message == "general tag 'smile' goes after subject tags in Animagine XL 4.0"
 
 
 def test_wrong_version_with_fix() -> None:
     text = "1girl, rating: general, smile, newest, best quality, high quality"
     found = [d for d in lint(text, version="v4") if d.code == "wrong-version"]
     assert [(text[d.start : d.end], d.fix) for d in found] == [
-        ("rating: general", "safe"),
-        ("newest", "year 2023"),
-        ("high quality", "great score"),
+        ("rating: general", (Edit(7, 22, "safe"),)),
+        ("newest", (Edit(31, 37, "year 2023"),)),
+        ("high quality", (Edit(53, 65, "great score"),)),
     ]
     assert apply_fixes(text, found) == "1girl, safe, smile, year 2023, best quality, great score"
-    v3 = [d.fix for d in lint("1girl, safe, year 2016, high score", version="v3")]
+    v3 = [
+        d.fix[0].replacement
+        for d in lint("1girl, safe, year 2016, high score", version="v3")
+        if d.code == "wrong-version"
+    ]
     assert v3 == ["rating: general", "mid", "best quality"]
 
 
 def test_wrong_version_without_equivalent() -> None:
     found = only("1girl, very aesthetic", "wrong-version")
-    assert found.fix is None
+    assert found.fix == ()
     assert "no equivalent" in found.message
 
 
@@ -76,12 +80,14 @@ def test_unescaped_parens() -> None:
 def test_duplicate_with_removal_fix(text: str, fixed: str) -> None:
     found = only(text, "duplicate", version="v3")
     assert "already appears at line 1, column 1" in found.message or "column 8" in found.message
+    # The finding points at the repeated tag itself; the fix also takes its separator.
+    assert text[found.start : found.end].lower() == "smile"
     assert apply_fixes(text, [found]) == fixed
 
 
 def test_weighted_duplicate_has_no_fix() -> None:
     found = only("smile, (smile:1.2)", "duplicate")
-    assert found.fix is None
+    assert found.fix == ()
 
 
 def test_rating_conflict_is_an_error() -> None:
@@ -95,8 +101,9 @@ def test_suspicious_weight() -> None:
     text = "1girl, vertin (reverse:1999)"
     found = only(text, "suspicious-weight")
     assert "1999" in found.message
-    assert text[found.start : found.end] == "reverse"
-    assert codes("(a:-0.5), (b:2), (c:0)") == ["suspicious-weight"]
+    # `vertin (reverse:1999)` is one tag with inner emphasis: the finding covers it.
+    assert "reverse" in text[found.start : found.end]
+    assert codes("(smile:-0.5), (blush:2), (night:0)") == ["suspicious-weight"]
 
 
 def test_nsfw_risk_for_v3_quality_without_rating() -> None:
@@ -110,11 +117,14 @@ def test_year_conflict() -> None:
     text = "1girl, year 2020, year 2024"
     found = only(text, "year-conflict")
     assert text[found.start : found.end] == "year 2024"
+    assert found.message == (
+        "second year tag 'year 2024' after 'year 2020'; the model knows one period per image"
+    )
 
 
 def test_syntax_error_is_a_diagnostic() -> None:
     [found] = lint("1girl, (smile")
-    assert (found.code, found.severity, found.start) == ("syntax", "error", 7)
+    assert (found.code, found.severity, found.start, found.end) == ("syntax", "error", 7, 8)
     assert "never closed" in found.message
     assert found.position("1girl, (smile") == (1, 8)
 
@@ -136,10 +146,16 @@ def test_lint_uses_the_given_database() -> None:
 def test_apply_fixes_skips_overlaps() -> None:
     text = "abc"
     fixes = [
-        Diagnostic("order", "warning", "", 0, 2, "X"),
-        Diagnostic("order", "warning", "", 1, 3, "Y"),
+        Diagnostic("order", "warning", "", 0, 2, (Edit(0, 2, "X"),)),
+        Diagnostic("order", "warning", "", 1, 3, (Edit(1, 3, "Y"),)),
     ]
     assert apply_fixes(text, fixes) == "Xc"
+    # A diagnostic's edits go in together or not at all.
+    both = Diagnostic("order", "warning", "", 0, 1, (Edit(0, 1, "1"), Edit(2, 3, "3")))
+    clash = Diagnostic("order", "warning", "", 2, 3, (Edit(2, 3, "Z"),))
+    assert apply_fixes(text, [clash, both]) == "1b3"
+    assert apply_fixes(text, [Diagnostic("order", "warning", "", 1, 2, (Edit(1, 2, "Q"),)),
+                              both]) == "1Q3"  # fmt: skip
 
 
 def test_duplicate_positions_on_later_lines() -> None:
@@ -149,7 +165,7 @@ def test_duplicate_positions_on_later_lines() -> None:
 
 
 def test_apply_fixes_rejects_what_is_not_a_fix_for_the_text() -> None:
-    fix = Diagnostic("duplicate", "warning", "", 2, 9, "")
+    fix = Diagnostic("duplicate", "warning", "", 2, 9, (Edit(2, 9, ""),))
     with pytest.raises(InvalidArgumentError, match="another text"):
         apply_fixes("abc", [fix])
     with pytest.raises(WrongTypeError, match="Diagnostic"):
@@ -159,6 +175,8 @@ def test_apply_fixes_rejects_what_is_not_a_fix_for_the_text() -> None:
     with pytest.raises(WrongTypeError, match="text must be a str"):
         apply_fixes(None, [])  # type: ignore[arg-type]
     assert apply_fixes("abc", [Diagnostic("order", "warning", "", 0, 9)]) == "abc"  # no fix
+    with pytest.raises(InvalidArgumentError, match="fix must be a tuple of Edit"):
+        apply_fixes("abc", [Diagnostic("order", "warning", "", 0, 1, "x")])  # type: ignore[arg-type]
 
 
 def test_lint_limits_and_types() -> None:
@@ -203,3 +221,74 @@ def test_lint_time_is_linear(make: Callable[[int], str]) -> None:
     small, big = make(MAX_PROMPT_CHARS // 8)[: MAX_PROMPT_CHARS // 8], make(MAX_PROMPT_CHARS // 2)
     ratio = _best_time(lambda: lint(big)) / max(_best_time(lambda: lint(small)), 1e-4)
     assert ratio < 9, ratio
+
+
+def test_every_card_example_is_in_order() -> None:
+    import json
+    from pathlib import Path
+
+    cards = json.loads((Path(__file__).parent / "data" / "prompts" / "cards.json").read_text())
+    for card in cards:
+        found = lint(card["text"], version=card["version"])
+        wrong = {"syntax", "order", "wrong-version", "rating-conflict", "duplicate"}
+        assert [d for d in found if d.code in wrong] == [], card["card"]
+
+
+def test_the_cards_typo_gets_a_did_you_mean() -> None:
+    text = "1girl, smile, masterpiece, best quality, very aesthetic, absurdes"
+    found = only(text, "unknown-tag", version="v3.1")
+    assert found.severity == "info"
+    assert found.message == "'absurdes' is not a Danbooru tag; did you mean 'absurdres'?"
+    assert found.fix == (Edit(57, 65, "absurdres"),)
+
+
+def test_unknown_tag_did_you_mean() -> None:
+    text = "1girl, long hiar, smile"
+    found = only(text, "unknown-tag")
+    assert text[found.start : found.end] == "long hiar"
+    assert apply_fixes(text, [found]) == "1girl, long hair, smile"
+    plain = only("1girl, qwxzv plorkt", "unknown-tag")
+    assert plain.fix == ()
+    assert "did you mean" not in plain.message
+    # A database of characters and series only knows no general tags: no noise.
+    assert "unknown-tag" not in [
+        d.code for d in lint("1girl, qwxzv plorkt", database=TagDatabase.from_names())
+    ]
+
+
+@pytest.mark.parametrize(
+    ("alias", "canonical"),
+    [("sole_female", "1girl"), ("longhair", "long hair")],
+)
+def test_alias_with_the_canonical_name_as_fix(alias: str, canonical: str) -> None:
+    text = f"smile, {alias}"
+    found = [d for d in lint(text) if d.code == "alias"]
+    if canonical == "1girl":
+        # A subject alias is classified as what it stands for, and not reported as unknown.
+        assert "unknown-tag" not in codes(text)
+    (finding,) = found
+    assert text[finding.start : finding.end] == alias
+    assert canonical in finding.message
+    assert apply_fixes(text, [finding]) == f"smile, {canonical}"
+
+
+@pytest.mark.parametrize(
+    ("text", "probable"),
+    [
+        ("1girl, (smile:abc)", True),
+        ("1girl, (smile:l.2)", True),
+        ("1girl, (smile: 1,2)", True),
+        ("1girl, (re:zero)", False),
+        ("1girl, (honkai: star rail)", False),
+        ("1girl, (:d)", False),
+    ],
+)
+def test_probable_weight(text: str, probable: bool) -> None:
+    assert ("probable-weight" in codes(text)) is probable
+
+
+def test_many_findings_on_one_tag_point_at_the_tag() -> None:
+    text = "1girl, smile, , smile"
+    for finding in lint(text):
+        assert finding.end > finding.start
+        assert text[finding.start : finding.end].strip() == text[finding.start : finding.end]

@@ -41,6 +41,11 @@ EVERY_OPTION: dict[str, Any] = {
     "add_quality_tags": False,
     "clip_skip": 1,
     "hires": {"scale": 1.5},
+    "style": "Anim4gine",
+    "quality": "Standard v4.0",
+    "presets": "my-presets.toml",
+    "variants": "demo",
+    "wildcards": "wildcards",
 }
 
 

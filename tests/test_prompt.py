@@ -10,6 +10,7 @@ import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import prompt_texts
 
 import animagine
 from animagine import (
@@ -48,14 +49,19 @@ def test_model_card_examples(card: dict[str, Any]) -> None:
 def test_any_order_is_put_in_training_order_v4() -> None:
     text = "masterpiece, smile, year 2023, safe, oshi no ko, arima kana, 1girl, high score"
     prompt = Prompt.parse(text)
+    # Characters and series keep the order they were written in (they may interleave).
     assert str(prompt) == (
-        "1girl, arima kana, oshi no ko, safe, smile, year 2023, masterpiece, high score"
+        "1girl, oshi no ko, arima kana, safe, smile, year 2023, masterpiece, high score"
     )
 
 
 def test_quality_placement_per_version() -> None:
     text = "1girl, smile, masterpiece, best quality"
-    assert str(Prompt.parse(text, version="v3")) == "masterpiece, best quality, 1girl, smile"
+    # 3.0's card text prepends them and its examples append them: both are in order.
+    assert str(Prompt.parse(text, version="v3")) == text
+    assert str(Prompt.parse("1girl, masterpiece, arima kana", version="v3")) == (
+        "1girl, arima kana, masterpiece"
+    )
     assert str(Prompt.parse(text, version="v3.1")) == "1girl, smile, masterpiece, best quality"
     assert str(Prompt.parse(text, version="v4")) == "1girl, smile, masterpiece, best quality"
 
@@ -71,7 +77,8 @@ def test_special_tags_are_version_specific() -> None:
     )  # fmt: skip
     v4 = Prompt.parse("1girl, year 2005, year 2025, year 2026")
     assert names(v4.year) == "year 2005"
-    assert names(v4.general) == ["year 2025", "year 2026"]  # second year; out of range
+    assert names(v4.years) == ["year 2005", "year 2025"]  # a second year stays a year
+    assert names(v4.general) == ["year 2026"]  # out of 4.0's range: not a year tag
 
 
 def test_foreign_special_tags_go_to_their_slot() -> None:
@@ -99,7 +106,9 @@ def test_rating_companions_are_not_conflicts() -> None:
 def test_conflicting_ratings_keep_the_first_and_lose_nothing() -> None:
     prompt = Prompt.parse("1girl, safe, explicit, smile")
     assert names(prompt.rating) == "safe"
-    assert names(prompt.general) == ["explicit", "smile"]
+    assert names(prompt.ratings) == ["safe", "explicit"]
+    assert names(prompt.general) == ["smile"]
+    assert str(prompt) == "1girl, safe, explicit, smile"
     with pytest.raises(PromptOrderError, match="second rating 'explicit'") as caught:
         Prompt.parse("1girl, safe, explicit, smile", strict=True)
     assert caught.value.code == "rating-conflict"
@@ -110,16 +119,17 @@ def test_strict_order_errors_point_at_the_tag() -> None:
         Prompt.parse("smile, 1girl", strict=True)
     error = caught.value
     assert error.code == "order"
-    assert (error.line, error.column) == (1, 8)
-    assert "subject tag '1girl' comes after general tag 'smile'" in str(error)
+    assert (error.line, error.column) == (1, 1)
+    assert "general tag 'smile' goes after subject tags in Animagine XL 4.0" in str(error)
     assert isinstance(error, PromptSyntaxError)
-    with pytest.raises(PromptOrderError, match="quality tags last"):
+    with pytest.raises(PromptOrderError, match="'masterpiece' goes after subject tags"):
         Prompt.parse("masterpiece, 1girl", version="v4", strict=True)
-    # 3.x accepts the quality block at either end, but not in the middle.
+    # 3.x takes quality tags first, or among everything else after the identity.
     Prompt.parse("masterpiece, 1girl, smile", version="v3.1", strict=True)
     Prompt.parse("1girl, smile, masterpiece", version="v3", strict=True)
-    with pytest.raises(PromptOrderError, match="in the middle"):
-        Prompt.parse("1girl, masterpiece, smile", version="v3", strict=True)
+    Prompt.parse("1girl, masterpiece, smile", version="v3", strict=True)
+    with pytest.raises(PromptOrderError, match="'masterpiece' goes first or among general"):
+        Prompt.parse("1girl, masterpiece, arima kana", version="v3", strict=True)
 
 
 def test_position_fallback_without_a_database() -> None:
@@ -142,13 +152,19 @@ def test_user_database_plugs_in() -> None:
 def test_break_is_kept_and_rendered_back() -> None:
     text = "1girl, arima kana, safe, smile BREAK outdoors, night, masterpiece"
     prompt = Prompt.parse(text)
-    assert prompt.general == (Tag("smile"), BREAK, Tag("outdoors"), Tag("night"))
+    assert prompt.general == (Tag("smile"), Tag("outdoors"), Tag("night"))
+    assert prompt.tags[3:5] == (Tag("smile"), BREAK)
+    assert prompt.slots[3:5] == ("general", "break")
     assert str(prompt) == text
     assert Prompt.parse(str(prompt)) == prompt
     leading = Prompt.parse("BREAK 1girl, safe BREAK smile")
-    assert leading.subjects == (BREAK, Tag("1girl"))
-    assert leading.general == (BREAK, Tag("smile"))
+    assert leading.tags == (BREAK, Tag("1girl"), Tag("safe"), BREAK, Tag("smile"))
     assert str(leading) == "BREAK 1girl, safe BREAK smile"
+    # A BREAK travels with the tag after it, whose chunk it opens.
+    moved = Prompt.parse("smile BREAK night, 1girl")
+    assert str(moved) == "1girl, smile BREAK night"
+    assert str(Prompt.parse("safe BREAK smile, arima kana")) == "arima kana, safe BREAK smile"
+    assert str(Prompt.parse("smile, safe BREAK")) == "safe, smile BREAK"
 
 
 def test_weights_and_escapes_round_trip() -> None:
@@ -216,9 +232,10 @@ def test_convert_between_versions() -> None:
         "1girl, arima kana, oshi no ko, sensitive, smile, year 2020, masterpiece, high score, "
         "great score, absurdres"
     )
+    # 3.0 takes the quality tags first or among everything else: they stay at the end.
     assert str(v4.convert("v3")) == (
-        "masterpiece, best quality, high quality, absurdres, 1girl, arima kana, oshi no ko, "
-        "rating: sensitive, smile, late"
+        "1girl, arima kana, oshi no ko, rating: sensitive, smile, late, masterpiece, "
+        "best quality, high quality, absurdres"
     )
     assert str(v4.convert("v3.1")) == (
         "1girl, arima kana, oshi no ko, sensitive, smile, recent, masterpiece, best quality, "
@@ -272,7 +289,9 @@ def test_json_round_trip() -> None:
         "1girl, arima kana, oshi no ko, safe, (smile:1.2), year 2024, masterpiece"
     )
     data = json.loads(json.dumps(prompt.to_json()))
-    assert data["characters"] == [["arima kana", 1.0]]
+    assert data["characters"] == ["arima kana"]
+    assert data["tags"][4] == {"slot": "general", "name": "smile", "weight": 1.2,
+                               "text": "(smile:1.2)"}  # fmt: skip
     assert Prompt.from_json(data) == prompt
     with pytest.raises(ValueError, match="not a serialised Prompt"):
         Prompt.from_json({"subjects": []})
@@ -370,3 +389,158 @@ def test_arbitrary_text_raises_only_animagine_errors(text: str, version: str, st
         return
     # Whatever parses renders to text that parses to the same prompt.
     assert Prompt.parse(str(prompt), version=version) == prompt
+
+
+# -- the order: as little movement as the version's grammar allows -----------------------------
+
+
+def test_two_periods_in_the_official_negative_prompt_keep_their_order() -> None:
+    # The 3.1 negative prompt names two periods, `oldest, early`; they are not swapped.
+    text = animagine.get_version("v3.1").negative_prompt
+    prompt = Prompt.parse(text, version="v3.1")
+    assert names(prompt.years) == ["oldest", "early"]
+    assert "displeasing, oldest, early, chromatic aberration" in str(prompt)
+    assert Prompt.parse(str(prompt), version="v3.1") == prompt
+
+
+def test_characters_and_series_stay_interleaved_as_written() -> None:
+    text = "1girl, arima kana, oshi no ko, hatsune miku, vocaloid, safe, smile"
+    prompt = Prompt.parse(text)
+    assert str(prompt) == text
+    assert names(prompt.characters) == ["arima kana", "hatsune miku"]
+    assert names(prompt.series) == ["oshi no ko", "vocaloid"]
+    # Only what the order needs moves: the series after the general tag comes forward.
+    moved = Prompt.parse("1girl, arima kana, smile, oshi no ko")
+    assert str(moved) == "1girl, arima kana, oshi no ko, smile"
+
+
+def test_focus_tags_stay_with_the_subject_tags() -> None:
+    for focus in ("male focus", "female focus", "other focus", "solo focus"):
+        text = f"1boy, {focus}, smile, masterpiece"
+        prompt = Prompt.parse(text)
+        assert str(prompt) == text
+        assert names(prompt.subjects) == ["1boy", focus]
+    assert str(Prompt.parse("1boy, smile, male focus")) == "1boy, male focus, smile"
+
+
+def test_several_years_and_ratings_keep_their_source_order() -> None:
+    # Rendering them in another order would swap which one reads back as the first.
+    for text, version in [
+        ("1girl, newest, mid", "v3"),
+        ("1girl, mid, newest", "v3"),
+        ("1girl, smile, year 2020, year 2015", "v4"),
+        ("1girl, explicit, safe, smile", "v4"),
+        ("1girl, oldest, early, smile", "v3.1"),
+    ]:
+        prompt = Prompt.parse(text, version=version)
+        assert str(prompt) == text
+        assert Prompt.parse(str(prompt), version=version) == prompt
+
+
+def test_from_tags_reads_names_literally() -> None:
+    prompt = Prompt.from_tags(
+        ["smile", "jeanne_d'arc_alter_(avenger)_(fate)", "1girl", "(smile:1.2)"]
+    )
+    assert prompt.tags == (
+        Tag("1girl"), Tag("jeanne d'arc alter (avenger) (fate)"), Tag("smile"), Tag("(smile:1.2)"),
+    )  # fmt: skip
+    assert prompt.characters == (Tag("jeanne d'arc alter (avenger) (fate)"),)
+    assert prompt.slots[0] == "subject"
+    with pytest.raises(WrongTypeError):
+        Prompt.from_tags("1girl, smile")
+
+
+def test_tags_and_slots_build_a_prompt_in_order() -> None:
+    prompt = Prompt(tags=["smile", "1girl"], slots=["general", "subject"])
+    assert prompt.tags == (Tag("1girl"), Tag("smile"))
+    assert prompt.slots == ("subject", "general")
+    with pytest.raises(InvalidArgumentError, match="differ in length"):
+        Prompt(tags=["smile"], slots=[])
+    with pytest.raises(InvalidArgumentError, match="unknown slot 'nope'"):
+        Prompt(tags=["smile"], slots=["nope"])  # type: ignore[list-item]
+    with pytest.raises(InvalidArgumentError, match="BREAK goes with the slot 'break'"):
+        Prompt(tags=[BREAK], slots=["general"])
+    with pytest.raises(InvalidArgumentError, match="together"):
+        Prompt(tags=["smile"])
+    with pytest.raises(InvalidArgumentError, match="rating= or ratings="):
+        Prompt(rating="safe", ratings=["safe"])
+
+
+def test_evolve_replaces_one_slot_where_it_stood() -> None:
+    prompt = Prompt.parse("1girl, arima kana, oshi no ko, safe, smile, night, masterpiece")
+    changed = attrs.evolve(prompt, general=["frown"], rating="explicit")
+    assert str(changed) == "1girl, arima kana, oshi no ko, explicit, frown, masterpiece"
+    assert str(attrs.evolve(prompt, rating=None)) == (
+        "1girl, arima kana, oshi no ko, smile, night, masterpiece"
+    )
+    assert attrs.evolve(prompt) == prompt
+
+
+# -- the round-trip law on text nobody here wrote nicely ----------------------------------------
+
+_VOCABULARY = sorted(
+    {
+        key
+        for version in animagine.VERSIONS
+        for key in (
+            *version.special_tags,
+            *(c for r in version.ratings for c in r.companions),
+            *(p.tag for p in version.periods),
+        )
+    }
+    | {"year 2004", "year 2015", "year 2025", "year 2026"}
+    | {"1girl", "2girls", "1boy", "6+boys", "1other", "multiple girls", "male focus", "solo focus"}
+    | {"arima kana", "hatsune miku", "hoshimachi suisei \\(1st costume\\)", "saber"}
+    | {"oshi no ko", "vocaloid", "hololive", "honkai: star rail", "honkai \\(series\\)"}
+    | {"smile", "long hair", "sole_female", "longhair", "absurdes", "qwxzv"}
+)
+
+
+@st.composite
+def special_prompts(draw: st.DrawFn) -> str:
+    """Prompts that stress ordering: every version's special tags, repeated, among any text."""
+    items = draw(
+        st.lists(
+            st.one_of(
+                st.sampled_from(_VOCABULARY),
+                st.sampled_from(_VOCABULARY).map(lambda t: f"({t}:1.2)"),
+                st.sampled_from(_VOCABULARY).map(lambda t: f"[{t}]"),
+                prompt_texts(),
+            ),
+            max_size=12,
+        )
+    )
+    separators = st.sampled_from([", ", ",", "\n", " BREAK ", ", "])
+    out: list[str] = []
+    for item in items:
+        if out:
+            out.append(draw(separators))
+        out.append(item)
+    return "".join(out)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.one_of(prompt_texts(), special_prompts()), st.sampled_from(["v3", "v3.1", "v4"]))
+def test_round_trip_law_on_the_grammar_alphabet(text: str, version: str) -> None:
+    """``Prompt.parse(str(p), version=p.version) == p`` for whatever parses."""
+    try:
+        prompt = Prompt.parse(text, version=version)
+    except AnimagineError:
+        return
+    rendered = str(prompt)
+    again = Prompt.parse(rendered, version=version)
+    assert again == prompt, (text, rendered)
+    assert str(again) == rendered
+    assert Prompt.from_json(json.loads(json.dumps(prompt.to_json()))) == prompt
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(prompt_texts(), special_prompts()), st.sampled_from(["v3", "v3.1", "v4"]))
+def test_canonical_text_is_strict_clean(text: str, version: str) -> None:
+    """What ``str()`` writes is in the version's order: strict parsing accepts its order."""
+    try:
+        prompt = Prompt.parse(text, version=version)
+    except AnimagineError:
+        return
+    found = [d.code for d in animagine.lint(str(prompt), version=version)]
+    assert "order" not in found

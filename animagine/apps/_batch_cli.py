@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import signal
@@ -21,7 +22,13 @@ from animagine.apps._generation_cli import (
     model_loader,
     model_version,
 )
-from animagine.apps.batch import BatchInterrupted, BatchSummary, _make_state, run_batch
+from animagine.apps.batch import (
+    BatchInterrupted,
+    BatchSummary,
+    _make_state,
+    check_output_folder,
+    run_batch,
+)
 from animagine.apps.cli import one_line
 from animagine.errors import (
     AnimagineError,
@@ -85,8 +92,10 @@ def main_batch(args: argparse.Namespace) -> int:
     """Run the ``batch`` command from :func:`add_batch_arguments`'s arguments.
 
     Returns:
-        0 when every item is done or skipped; 1 when some failed or lines were bad; 2 for
-        unusable input (or bad lines with ``--strict``); 130 after Ctrl-C or SIGTERM.
+        0 when every item is done or skipped; 1 when some failed or lines were bad, or the disk
+        filled up; 2 for unusable input (or bad lines with ``--strict``), an unusable output
+        folder, existing images made from other lines, or a folder another batch holds; 130
+        after Ctrl-C or SIGTERM.
     """
     defaults = batch_defaults(args)
     # SIGTERM (torchrun stopping its workers, a scheduler's preemption) stops cleanly too.
@@ -108,6 +117,7 @@ def _main_batch(args: argparse.Namespace, defaults: Mapping[str, object]) -> int
             raise BatchInputError(f"--seed must be from 0 to 2**64 - 1, got {base_seed}")
         flag_options = GenerationOptions.from_mapping({"prompt": "1girl", **defaults})
         _check_summary_path(args.summary_json)
+        check_output_folder(args.output)
         check_model_arguments(args)
         version = model_version(args)
         plan_generation(flag_options, version)
@@ -176,8 +186,15 @@ def _main_batch(args: argparse.Namespace, defaults: Mapping[str, object]) -> int
             for failure in error.errors:
                 if isinstance(failure, BadLine):
                     _err(f"{args.input}:{failure.line}: {failure.message}")
-            _err(f"animagine batch: {error.args[0].splitlines()[0]}; nothing done (--strict)")
+            message = error.args[0].splitlines()[0]
+            if "nothing done" not in message:
+                message += "; nothing done (--strict)"
+            _err(f"animagine batch: {message}")
         return 2
+    except OSError as error:  # another batch holds the folder; the disk is full
+        if say:
+            _err(f"animagine batch: error: {one_line(error)}")
+        return 1 if error.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", 0)) else 2
     except KeyboardInterrupt:  # while loading the model
         return EXIT_INTERRUPTED
     if say:

@@ -22,6 +22,7 @@ from animagine.errors import (
     GenerationTypeError,
 )
 from animagine.generation import GenerationOptions, check_names, set_values
+from animagine.limits import MAX_IMAGES
 
 __all__ = [
     "BadLine",
@@ -49,6 +50,30 @@ def _check_options(instance: object, attribute: attrs.Attribute[Any], value: obj
     check_names(tuple(value))
     if not isinstance(value.get("prompt"), str):
         raise GenerationTypeError("options must hold a 'prompt' str")
+    # Checked here too, not only by GenerationOptions: the output names are built from it, so
+    # an item asking for a billion images must not get as far as naming them.
+    count = value.get("num_images")
+    if count is not None and (
+        not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_IMAGES
+    ):
+        raise GenerationArgumentError(
+            f"num_images must be an int from 1 to {MAX_IMAGES}, got {_short(count)}"
+        )
+
+
+_MESSAGE_CHARS: Final = 300
+
+
+def _brief(message: str) -> str:
+    """A report about a line, not the line echoed back: at most 300 characters."""
+    if len(message) <= _MESSAGE_CHARS:
+        return message
+    return f"{message[: _MESSAGE_CHARS - 25]}... ({len(message):,} characters)"
+
+
+def _short(value: object) -> str:
+    text = repr(value) if not isinstance(value, int) or abs(value) < 10**30 else "a huge int"
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _positive_line(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -75,7 +100,7 @@ class BatchItem:
     @property
     def num_images(self) -> int:
         count = self.options.get("num_images")
-        return count if isinstance(count, int) and count > 0 else 1
+        return count if isinstance(count, int) and 1 <= count <= MAX_IMAGES else 1
 
     def generation_options(self) -> GenerationOptions:
         """The item's options as the checked record a :class:`Generator` call takes."""
@@ -156,7 +181,8 @@ def _jsonl_lines(text: str) -> Iterator[tuple[int, dict[str, object] | BadLine]]
         try:
             data = json.loads(line)
         except json.JSONDecodeError as error:
-            yield number, BadLine(number, f"not JSON: {error.msg} at column {error.colno}")
+            reason = error.msg.removesuffix(" at")  # "Invalid control character at"
+            yield number, BadLine(number, f"not JSON: {reason} at column {error.colno}")
             continue
         except RecursionError:
             yield number, BadLine(number, "not usable JSON: nested too deeply")
@@ -254,7 +280,7 @@ def read_batch(
         try:
             options = _options(fields, text=kind == "csv")
         except AnimagineError as error:
-            bad.append(BadLine(number, str(error)))
+            bad.append(BadLine(number, _brief(str(error))))
             continue
         items.append(BatchItem(number, _with_defaults(options, fixed)))
     if strict and bad:

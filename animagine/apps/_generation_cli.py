@@ -17,7 +17,7 @@ import argparse
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from animagine.core import ModelVersion, get_version
 from animagine.errors import AnimagineError, ModelLoadError
@@ -69,7 +69,18 @@ def _text_type(name: str) -> Callable[[str], object]:
 
 
 def add_generation_arguments(parser: argparse.ArgumentParser, title: str) -> None:
-    """One flag per :class:`GenerationOptions` field (but the prompt), under ``title``."""
+    """One flag per :class:`GenerationOptions` field (but the prompt), under ``title``.
+
+    Also ``--list-presets [VERSION]``, which prints the presets ``--style`` and ``--quality``
+    name and exits.
+    """
+    from animagine.apps._expand_cli import ListPresetsAction  # noqa: PLC0415
+
+    parser.add_argument(
+        "--list-presets",
+        action=ListPresetsAction,
+        help="print the style and quality presets (of VERSION, default: every version) and exit",
+    )
     group = parser.add_argument_group(title)
     for name in OPTION_NAMES:
         spec = option_spec(name)
@@ -119,6 +130,24 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         "--allow-pickle",
         action="store_true",
         help="accept pickle weights (.ckpt, .bin): they can run code when loaded",
+    )
+    model.add_argument(
+        "--memory",
+        default="device",
+        metavar="MODE",
+        help="where the weights live: device (default), model-offload or sequential-offload"
+        " (need a GPU), optionally joined with vae-tiling and vae-slicing by '+'"
+        " (model-offload+vae-tiling)",
+    )
+    model.add_argument(
+        "--compile",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="MODE",
+        help="speed mode: fused attention projections, channels_last and torch.compile of the"
+        " UNet and VAE decode; MODE is a torch.compile mode (default:"
+        " max-autotune-no-cudagraphs). The first image of each size compiles (minutes)",
     )
 
 
@@ -178,6 +207,22 @@ def check_model_arguments(args: argparse.Namespace) -> None:
             raise _pickle_advice(error) from None
     if args.device is not None:
         _check_device(args.device)
+    _check_modes(args)
+
+
+def _check_modes(args: argparse.Namespace) -> None:
+    """``--memory`` and ``--compile``: known names, a combination that works, a GPU for offload."""
+    from animagine.generation import Generator  # noqa: PLC0415
+
+    memory = getattr(args, "memory", "device")
+    speed = getattr(args, "compile", False)
+    device = None if args.device is None else str(args.device)
+    try:
+        Generator.check_modes(memory=memory, compile=speed, device=device)
+    except AnimagineError as error:
+        text = str(error).replace("memory=", "--memory ").replace("compile=", "--compile ")
+        text = text.replace("device=", "--device ")
+        raise CliError(text) from None
 
 
 def _check_device(device: str) -> None:
@@ -216,6 +261,10 @@ def model_loader(args: argparse.Namespace) -> Callable[[torch.device], Generator
 
         target = args.device if args.device is not None else device
         progress = getattr(args, "progress", True)
+        modes: dict[str, Any] = {
+            "memory": getattr(args, "memory", "device"),
+            "compile": getattr(args, "compile", False),
+        }
         try:
             if Path(str(args.model)).suffix.lower() in {".safetensors", *PICKLE_SUFFIXES}:
                 return Generator.from_single_file(
@@ -226,6 +275,7 @@ def model_loader(args: argparse.Namespace) -> Callable[[torch.device], Generator
                     device=target,
                     progress=progress,
                     allow_pickle=args.allow_pickle,
+                    **modes,
                 )
             return Generator.from_pretrained(
                 args.model,
@@ -234,6 +284,7 @@ def model_loader(args: argparse.Namespace) -> Callable[[torch.device], Generator
                 device=target,
                 progress=progress,
                 allow_pickle=args.allow_pickle,
+                **modes,
             )
         except ModelLoadError as error:
             raise _pickle_advice(error) from error

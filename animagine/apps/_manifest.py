@@ -6,6 +6,10 @@ import contextlib
 import io
 import json
 import os
+import re
+import struct
+import warnings
+import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -24,29 +28,66 @@ __all__ = [
     "fsync_dir",
     "manifest_row",
     "merge_manifest",
+    "read_image",
     "read_rows",
+    "recorded_rows",
     "shard_files",
     "valid_image",
 ]
 
 MANIFEST: Final = "manifest.jsonl"
 SHARD_PREFIX: Final = "manifest.rank"
+#: The shards' names, exactly: a user's ``manifest.rank-notes.jsonl`` is not one of ours.
+_SHARD_NAME: Final = re.compile(r"manifest\.rank(0|[1-9][0-9]{0,5})\.jsonl")
 
 
 # --- files ------------------------------------------------------------------------------------
 
 
-def valid_image(path: Path) -> GenerationParameters | None:
-    """The parameters of a complete PNG with generation metadata at ``path``, else None."""
-    from PIL import Image, UnidentifiedImageError
+def read_image(path: Path) -> GenerationParameters:
+    """The parameters of a complete PNG with generation metadata at ``path``.
+
+    The file is untrusted (it may be anyone's): its metadata is read within the limits of
+    :func:`animagine.read_parameters` first, then every chunk's CRC is checked up to ``IEND``
+    (no pixel is decoded).
+
+    Raises:
+        MetadataError: anything else, with the reason.
+    """
+    from PIL import Image
 
     try:
-        with Image.open(path) as image:
-            if image.format != "PNG":
-                return None
-            image.verify()  # every chunk's CRC, up to IEND
-        return read_parameters(path)
-    except (OSError, SyntaxError, ValueError, UnidentifiedImageError, MetadataError):
+        parameters = read_parameters(path)
+    except OSError as error:
+        raise MetadataError(f"{path.name} cannot be read: {error.strerror or error}") from None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                if image.format != "PNG":
+                    raise MetadataError(f"{path.name} is a {image.format} file, not a PNG")
+                image.verify()  # every chunk's CRC, up to IEND
+    except (
+        OSError,
+        SyntaxError,
+        ValueError,
+        EOFError,
+        struct.error,
+        zlib.error,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+    ) as error:
+        if isinstance(error, MetadataError):
+            raise
+        raise MetadataError(f"{path.name} is not a complete PNG: {error}") from None
+    return parameters
+
+
+def valid_image(path: Path) -> GenerationParameters | None:
+    """The parameters of a complete PNG with generation metadata at ``path``, else None."""
+    try:
+        return read_image(path)
+    except MetadataError:
         return None
 
 
@@ -75,30 +116,39 @@ def manifest_row(
 def read_rows(path: Path) -> Iterator[dict[str, Any]]:
     """The rows of a manifest file; a torn last line (a kill while appending) is skipped."""
     try:
-        text = path.read_text("utf-8")
+        text = path.read_bytes().decode("utf-8", errors="replace")
     except FileNotFoundError:
         return
     for line in physical_lines(text):
         try:
             row = json.loads(line)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # torn, or not ours
             continue
         if isinstance(row, dict) and isinstance(row.get("file"), str):
             yield row
 
 
 def shard_files(out_dir: Path) -> list[Path]:
-    return sorted(out_dir.glob(f"{SHARD_PREFIX}*.jsonl"))
+    """This batch's shards in ``out_dir``: ``manifest.rank{N}.jsonl``, nothing else."""
+    return sorted(
+        Path(entry.path) for entry in os.scandir(out_dir) if _SHARD_NAME.fullmatch(entry.name)
+    )
+
+
+def recorded_rows(out_dir: Path) -> dict[str, dict[str, Any]]:
+    """The rows the manifest and the shards of a stopped run hold, by file (later ones win)."""
+    rows: dict[str, dict[str, Any]] = {}
+    for source in (out_dir / MANIFEST, *shard_files(out_dir)):
+        for row in read_rows(source):
+            rows[row["file"]] = row
+    return rows
 
 
 def merge_manifest(out_dir: Path, items: Sequence[BatchItem]) -> Path:
     """Merge the previous manifest, the shards and rebuilt rows into ``manifest.jsonl``."""
     target = out_dir / MANIFEST
     shards = shard_files(out_dir)
-    rows: dict[str, dict[str, Any]] = {}
-    for source in (target, *shards):
-        for row in read_rows(source):
-            rows[row["file"]] = row
+    rows = recorded_rows(out_dir)
     present = {entry.name for entry in os.scandir(out_dir)}
     rows = {name: row for name, row in rows.items() if name in present}
     for item in items:  # images made by an earlier run that died before writing their rows

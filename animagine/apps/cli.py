@@ -8,9 +8,9 @@ imported only when it runs. That keeps ``animagine prompt`` from importing the g
 once ``generate`` and ``batch`` are registered here.
 
 Exit status: 0 success; 1 the command ran but found a problem (lint errors, a strict-order
-violation, captions that ``--check`` would change or could not parse); 2 bad usage or bad
-input (unknown version, an empty or unreadable prompt, missing file), reported as one line on
-stderr.
+violation, captions that ``--check`` would change or could not read or normalise); 2 bad usage
+or bad input (unknown version, an empty or unreadable prompt, missing file), reported as one
+line on stderr.
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ _WIDTH: Final = 79
 
 #: Lint codes that ``Prompt.parse(strict=True)`` fails on, and so ``prompt --strict``.
 STRICT_CODES: Final = frozenset({"order", "wrong-version", "rating-conflict"})
+#: Lint codes whose fix is a guess: printed, never applied by ``lint --fix``.
+GUESSES: Final = frozenset({"unknown-tag"})
 
 Runner = Callable[[argparse.Namespace], int]
 Configure = Callable[[argparse.ArgumentParser], None]
@@ -206,7 +208,10 @@ def _diagnostic_json(label: str, lines: _Lines, diagnostic: Diagnostic) -> dict[
         "code": diagnostic.code,
         "severity": diagnostic.severity,
         "message": diagnostic.message,
-        "fix": diagnostic.fix,
+        "fix": [
+            {"start": edit.start, "end": edit.end, "replacement": edit.replacement}
+            for edit in diagnostic.fix
+        ],
     }
 
 
@@ -257,6 +262,11 @@ def _prompt_arguments(parser: argparse.ArgumentParser) -> None:
         help="fail (exit 1) if the text breaks the version's tag order, uses another version's "
         "special tags or names two ratings",
     )
+    parser.add_argument(
+        "--canonical",
+        action="store_true",
+        help="replace Danbooru aliases (old names such as 'saber') with the tags they stand for",
+    )
     parser.add_argument("--json", action="store_true", help="print a JSON object")
 
 
@@ -279,13 +289,14 @@ def _run_prompt(args: argparse.Namespace) -> int:
         prompt = Prompt.parse(text, version=version)
     except PromptSyntaxError as error:
         raise _prompt_error(label, error) from None
+    if args.canonical:
+        prompt = prompt.resolve_aliases()
     if args.quality:
         prompt = prompt.with_quality_tags()
     defaults = version.defaults
     if args.json:
         lines = _Lines(text)
-        tags = prompt.to_json()
-        del tags["version"]
+        tags = prompt.to_json()["tags"]
         _print_json(
             {
                 "version": version.name,
@@ -382,9 +393,13 @@ def _lint_sources(args: argparse.Namespace) -> list[_Source]:
 
 
 def _fixed(label: str, text: str, version: ModelVersion) -> str:
-    """``text`` with every mechanical fix applied, until none is left (fixes may overlap)."""
+    """``text`` with every mechanical fix applied, until none is left (fixes may overlap).
+
+    A did-you-mean (``unknown-tag``) is a guess, so it is shown but never applied.
+    """
     for _ in range(8):
-        fixed = apply_fixes(text, _lint(label, text, version))
+        found = _lint(label, text, version)
+        fixed = apply_fixes(text, [d for d in found if d.code not in GUESSES])
         if fixed == text:
             break
         text = fixed
@@ -520,6 +535,8 @@ def _run_info(args: argparse.Namespace) -> int:
 
 
 def _captions_arguments(parser: argparse.ArgumentParser) -> None:
+    from animagine.apps.captions import CaptionStyle  # noqa: PLC0415
+
     parser.add_argument(
         "folders", nargs="+", metavar="DIR", help="folders of caption files (or caption files)"
     )
@@ -546,10 +563,24 @@ def _captions_arguments(parser: argparse.ArgumentParser) -> None:
         metavar=".EXT",
         help="caption file extension (default: .txt; kohya's other choice is .caption)",
     )
+    parser.add_argument(
+        "--follow-symlinks",
+        action="store_true",
+        help="rewrite the file a symlinked caption points to when it is inside the folder given "
+        "(default: skip symlinks); one pointing outside is never followed",
+    )
+    # How captions are written: one flag per field of CaptionStyle, its help text there.
+    for field in attrs.fields(CaptionStyle):
+        if "help" in field.metadata:
+            parser.add_argument(f"--{field.name}", action="store_true", help=field.metadata["help"])
 
 
 def _run_captions(args: argparse.Namespace) -> int:
-    from animagine.apps.captions import find_captions, normalise_captions  # noqa: PLC0415
+    from animagine.apps.captions import (  # noqa: PLC0415
+        CaptionStyle,
+        find_captions,
+        normalise_captions,
+    )
 
     try:
         files = find_captions(args.folders, recursive=args.recursive, extension=args.extension)
@@ -559,15 +590,30 @@ def _run_captions(args: argparse.Namespace) -> int:
         where = ", ".join(args.folders)
         print(f"no *{args.extension} caption files in {where}", file=sys.stderr)
         return EXIT_OK
-    report = normalise_captions(files, version=args.version, check=args.check, jobs=args.jobs)
+    flags = {name: getattr(args, name) for name in CaptionStyle.flags()}
+    report = normalise_captions(
+        files,
+        version=args.version,
+        check=args.check,
+        jobs=args.jobs,
+        folders=[folder for folder in args.folders if os.path.isdir(folder)],
+        follow_symlinks=args.follow_symlinks,
+        **flags,
+    )
+    for path in report.removed:
+        print(f"{path}: removed, a temporary file left by an interrupted run", file=sys.stderr)
     for path in report.changed:
         print(path)
     for failure in report.failed:
         print(failure, file=sys.stderr)
+    for skip in report.skipped:
+        print(skip, file=sys.stderr)
     done = "would be normalised" if args.check else "normalised"
     summary = f"{len(report.changed)} {done}, {report.unchanged} unchanged"
     if report.failed:
         summary += f", {len(report.failed)} failed (left untouched)"
+    if report.skipped:
+        summary += f", {len(report.skipped)} skipped (left alone)"
     print(f"{report.total} caption files for {args.version.name}: {summary}", file=sys.stderr)
     return EXIT_OK if report.ok else EXIT_FAILURE
 
@@ -641,20 +687,58 @@ examples:
     Command(
         name="captions",
         summary="normalise a folder of kohya-style .txt captions into canonical order",
-        description="Rewrite caption files (one comma-separated caption per image, kohya "
+        description="Rewrite caption files (comma-separated tags beside each image, kohya "
         "sd-scripts layout) into the version's canonical tag order, in place and atomically per "
-        "file. Underscores become spaces (long_hair -> long hair) and brackets in names are "
-        "escaped; trailing newlines are kept. Changed files are listed on stdout; files that do "
-        "not parse are reported as PATH:LINE:COL: syntax MESSAGE and left untouched. Exit "
-        "status 1 if any file failed, or with --check if any file would change.",
+        "file. Captions are data: each comma-separated item is one literal tag, brackets and "
+        "all (jeanne_d'arc_alter_(avenger)_(fate) is one tag), nothing is a weight. Underscores "
+        "become spaces unless --underscores; nothing is escaped unless --escape (an escaped "
+        "caption is read back as the names it stands for). The keep-tokens separator ||| is "
+        "kept, each side ordered on its own; each line is a caption of its own. Changed files "
+        "are listed on stdout; files that cannot be read or normalised are reported on stderr "
+        "and left untouched. Exit status 1 if any file failed, or with --check if any file "
+        "would change.",
         examples="""\
 examples:
   animagine captions dataset/10_kana
   animagine captions --check --recursive dataset      # CI: exit 1 if anything would change
   animagine captions --version v3.1 --jobs 4 -r dataset
+  animagine captions --separator --canonical dataset  # identity ||| the rest, aliases resolved
+  animagine captions --escape dataset                 # for kohya --weighted_captions
 """,
         arguments=_captions_arguments,
         run=_run_captions,
+    ),
+    Command(
+        name="tags",
+        summary="complete a Danbooru tag offline: names and aliases, most used first",
+        description="Print the Danbooru tags whose name or alias starts with QUERY, from the "
+        "tag database shipped with animagine (no network), most used first: one line per tag, "
+        "NAME, CATEGORY, POST COUNT ('-' when unknown) and the ALIAS that matched, separated by "
+        "tabs. Case and underscores do not matter. Exit status 1 when nothing matches.",
+        examples="""\
+examples:
+  animagine tags long_h
+  animagine tags --category character --limit 5 hatsune
+  animagine tags --json sister clea
+""",
+        arguments="animagine.apps._tags_cli:arguments",
+        run="animagine.apps._tags_cli:run",
+    ),
+    Command(
+        name="expand",
+        summary="print the prompts a template draws: {a|b}, {2$$a|b|c}, __wildcards__",
+        description="Draw prompts from a dynamic-prompts template, as generate and batch do "
+        "with --variants or --wildcards: prompt i uses seed SEED + i, the seed of image i, so "
+        "the same seed gives the same prompts. Bad templates (an unclosed brace, a weight that "
+        "is not a number, a missing wildcard file) are reported with their position.",
+        examples="""\
+examples:
+  animagine expand "1girl, {red|blue|green} dress, {2$$smile|blush|wink}" -n 5 --seed 1
+  animagine expand "1girl, __character__, __outfits/summer__" --wildcards wildcards/ -n 3
+  animagine expand "__color__ hair, __color__ eyes" --wildcards w/ --variants demo
+""",
+        arguments="animagine.apps._expand_cli:arguments",
+        run="animagine.apps._expand_cli:run",
     ),
     Command(
         name="generate",

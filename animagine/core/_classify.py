@@ -12,6 +12,7 @@ import functools
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Final, Literal
 
+from animagine.core._order import FOCUS_TAGS
 from animagine.core._tag import Tag
 from animagine.core._vocab import VERSIONS, ModelVersion, RatingTag, is_subject
 
@@ -107,7 +108,7 @@ def _table(version: ModelVersion, database: TagDatabase) -> dict[str, _Static]:
 
 
 def _static(key: str, version: ModelVersion, database: TagDatabase) -> _Static:
-    if is_subject(key):
+    if is_subject(key) or key in FOCUS_TAGS:
         return ("subject", None, None)
     if version.is_quality(key):
         return ("quality", None, None)
@@ -124,7 +125,14 @@ def _static(key: str, version: ModelVersion, database: TagDatabase) -> _Static:
         return (other.slot, None, other)
     if version.is_year(key):
         return ("year", None, None)
-    return (database.kind(key) or "general", None, None)
+    kind = database.kind(key)
+    if kind is None:
+        # A Danbooru alias is what its tag is (`sole female` is `1girl`); special tags of a
+        # version are never looked up as aliases, so a version's vocabulary always wins.
+        target = database.alias_target(key)
+        if target is not None and target != key:
+            return _static(target, version, database)
+    return (kind or "general", None, None)
 
 
 def classify(
@@ -158,15 +166,14 @@ def classify(
                 slots[rating_index] = "general"
                 rating_tag, rating_index = entry, index
             else:
+                # A second rating stays a rating, where it was written; lint reports it.
                 (result.duplicate_ratings if entry.level == rating_tag.level
                  else result.conflicts).append(index)  # fmt: skip
-                slot = "general"
         elif slot == "year":
             if year_index < 0:
                 year_index = index
             else:
                 result.year_conflicts.append(index)
-                slot = "general"
         slots.append(slot)
     if len(database) == 0:
         _identity_by_position(result)

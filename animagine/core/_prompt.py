@@ -7,24 +7,44 @@ from typing import Any, Final
 
 import attrs
 
-from animagine.core._classify import Classified, classify, convert_special, rating_entry
-from animagine.core._grammar import parse_tags
+from animagine.core._classify import Classified, Slot, classify, convert_special, rating_entry
+from animagine.core._grammar import ParsedTag, parse_tags, render_tags
 from animagine.core._lint import order_violations
-from animagine.core._tag import BREAK_NAME, Tag
+from animagine.core._order import order_rules, terminal_of
+from animagine.core._tag import Tag
 from animagine.core._tagdb import TagDatabase, database_or_default
 from animagine.core._vocab import ModelVersion, get_version
-from animagine.errors import InvalidArgumentError, PromptOrderError, WrongTypeError
+from animagine.errors import (
+    AnimagineError,
+    InvalidArgumentError,
+    PromptOrderError,
+    UnknownVersionError,
+    WrongTypeError,
+)
 
 __all__ = ["Prompt", "convert", "parse"]
 
-_TUPLE_FIELDS: Final = ("subjects", "characters", "series", "general", "quality")
-_SLOT_FIELD: Final = {
-    "subject": "subjects",
-    "character": "characters",
+_SLOTS: Final[tuple[Slot, ...]] = (
+    "subject", "character", "series", "rating", "general", "year", "quality", "break",
+)  # fmt: skip
+# The slot keyword arguments of Prompt(...) and the slot each one fills.
+_SLOT_ARGUMENTS: Final[dict[str, Slot]] = {
+    "subjects": "subject",
+    "characters": "character",
     "series": "series",
+    "ratings": "rating",
     "general": "general",
+    "years": "year",
     "quality": "quality",
 }
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "<unset>"
+
+
+_UNSET: Final = _Unset()
 
 
 def _to_tags(value: Any) -> tuple[Tag, ...]:
@@ -37,61 +57,152 @@ def _to_tags(value: Any) -> tuple[Tag, ...]:
         items = list(value)
     except TypeError:
         raise WrongTypeError(f"expected a sequence of tags, got {type(value).__name__}") from None
-    return tuple(item if isinstance(item, Tag) else Tag(item) for item in items)
+    return tuple(item if isinstance(item, Tag) else _named(item) for item in items)
 
 
-def _to_optional_tag(value: Any) -> Tag | None:
-    tag = value if value is None or isinstance(value, Tag) else Tag(value)
-    if tag is not None and tag.is_break:
-        raise InvalidArgumentError("BREAK cannot be a rating or a year")
+_NAMED: dict[str, Tag] = {}
+_NAMED_LIMIT: Final = 65536
+
+
+def _named(name: Any) -> Tag:
+    """``Tag(name)``, remembered: caption folders and tag lists repeat the same names."""
+    if not isinstance(name, str):
+        return Tag(name)
+    tag = _NAMED.get(name)
+    if tag is None:
+        tag = Tag(name)
+        if len(_NAMED) >= _NAMED_LIMIT:
+            _NAMED.clear()
+        _NAMED[name] = tag
     return tag
 
 
-def _to_version(value: Any) -> ModelVersion:
-    return get_version(value)
+def _to_optional_tag(value: Any) -> tuple[Tag, ...]:
+    return () if value is None else (value if isinstance(value, Tag) else Tag(value),)
 
 
-def _join(tags: Iterable[Tag]) -> str:
-    """Render tags A1111-style: ``, `` between tags, bare spaces around ``BREAK``."""
-    parts: list[str] = []
-    after_break = True
-    for tag in tags:
-        if tag.name == BREAK_NAME:
-            parts.append(" BREAK" if parts else "BREAK")
-            after_break = True
-            continue
-        if not after_break:
-            parts.append(", ")
-        elif parts:
-            parts.append(" ")
-        parts.append(str(tag))
-        after_break = False
-    return "".join(parts)
+def _check_entries(tags: Any, slots: Any) -> tuple[list[Tag], list[Slot]]:
+    tag_list = list(_to_tags(tags))
+    if isinstance(slots, str):
+        raise WrongTypeError(f"slots must be a sequence of slot names, got the str {slots!r}")
+    try:
+        slot_list = list(slots)
+    except TypeError:
+        raise WrongTypeError(
+            f"slots must be a sequence of slot names, got {type(slots).__name__}"
+        ) from None
+    if len(slot_list) != len(tag_list):
+        raise InvalidArgumentError(
+            f"tags and slots differ in length ({len(tag_list)} tags, {len(slot_list)} slots)"
+        )
+    for tag, slot in zip(tag_list, slot_list, strict=True):
+        if slot not in _SLOTS:
+            known = ", ".join(repr(s) for s in _SLOTS)
+            raise InvalidArgumentError(f"unknown slot {slot!r}; slots are {known}")
+        if (slot == "break") != tag.is_break:
+            raise InvalidArgumentError(
+                "BREAK goes with the slot 'break', and only BREAK does "
+                f"(got {tag.name!r} in {slot!r})"
+            )
+    return tag_list, slot_list
 
 
-@attrs.frozen(kw_only=True, repr=False)
+@attrs.frozen(init=False, repr=False)
 class Prompt:
-    """A prompt for one Animagine XL version, split into the slots of its training order.
+    """A prompt for one Animagine XL version: its tags, what each one is, in the version's order.
 
-    Build one by parsing text (:meth:`parse`) or from tag names::
+    Build one by parsing text (:meth:`parse`), from a list of tags (:meth:`from_tags`), or from
+    tag names per slot::
 
         Prompt(subjects=["1girl"], characters=["arima kana"], series=["oshi no ko"],
                rating="safe", general=["smile", "night"])
 
-    ``str(prompt)`` is the canonical prompt for the version: for 4.0 ``subjects, characters,
-    series, rating, general, year, quality``; 3.1 the same; 3.0 puts the quality block first. Fields
-    are tuples of :class:`Tag` (strings are converted); change one with :func:`attrs.evolve`.
-    ``BREAK`` may appear inside the tuple fields.
+    ``tags`` holds every tag (and ``BREAK``) in order and ``slots`` what each one is
+    (``"subject"``, ``"character"``, ``"series"``, ``"rating"``, ``"general"``, ``"year"``,
+    ``"quality"``, or ``"break"``). The order is always the version's order (its grammar in
+    ``animagine/core/grammar/order/``), reached by moving as few tags as it needs: tags of one
+    kind keep the order they were given in, characters and series stay interleaved as written,
+    focus tags (``male focus``) stay with the subject tags, and 3.x quality tags stay at the end
+    they were written at. ``str(prompt)`` is the prompt text, and reading it back gives an equal
+    prompt.
+
+    The slot properties (``subjects``, ``characters``, ``series``, ``ratings``, ``general``,
+    ``years``, ``quality``) are views of ``tags``; ``rating`` and ``year`` are the first rating
+    and year tag, or None. Several ratings or years are kept as written (lint reports them).
+    Change a prompt with :func:`attrs.evolve`: ``attrs.evolve(p, general=[...])`` replaces the
+    general tags where they stood, ``rating=`` / ``year=`` replace every rating / year.
+
+    Raises:
+        WrongTypeError: a field of the wrong type (a ``TypeError``).
+        InvalidArgumentError: a bad tag, slot, or ``rating`` together with ``ratings`` (a
+            ``ValueError``).
+        UnknownVersionError: unknown ``version``.
     """
 
-    version: ModelVersion = attrs.field(default=_to_version("v4"), converter=_to_version)
-    subjects: tuple[Tag, ...] = attrs.field(default=(), converter=_to_tags)
-    characters: tuple[Tag, ...] = attrs.field(default=(), converter=_to_tags)
-    series: tuple[Tag, ...] = attrs.field(default=(), converter=_to_tags)
-    rating: Tag | None = attrs.field(default=None, converter=_to_optional_tag)
-    general: tuple[Tag, ...] = attrs.field(default=(), converter=_to_tags)
-    year: Tag | None = attrs.field(default=None, converter=_to_optional_tag)
-    quality: tuple[Tag, ...] = attrs.field(default=(), converter=_to_tags)
+    version: ModelVersion
+    tags: tuple[Tag, ...]
+    slots: tuple[Slot, ...]
+
+    def __init__(
+        self,
+        *,
+        version: str | ModelVersion = "v4",
+        tags: Iterable[str | Tag] | None = None,
+        slots: Iterable[Slot] | None = None,
+        subjects: Any = _UNSET,
+        characters: Any = _UNSET,
+        series: Any = _UNSET,
+        rating: Any = _UNSET,
+        ratings: Any = _UNSET,
+        general: Any = _UNSET,
+        year: Any = _UNSET,
+        years: Any = _UNSET,
+        quality: Any = _UNSET,
+    ) -> None:
+        resolved = get_version(version)
+        if (tags is None) != (slots is None):
+            raise InvalidArgumentError("give tags and slots together, or neither")
+        entries_tags, entries_slots = ([], []) if tags is None else _check_entries(tags, slots)
+        given: dict[str, Any] = {
+            "subjects": subjects, "characters": characters, "series": series,
+            "ratings": ratings, "general": general, "years": years, "quality": quality,
+        }  # fmt: skip
+        for single, plural in (("rating", "ratings"), ("year", "years")):
+            value = rating if single == "rating" else year
+            if value is _UNSET:
+                continue
+            if given[plural] is not _UNSET:
+                raise InvalidArgumentError(f"give {single}= or {plural}=, not both")
+            given[plural] = _to_optional_tag(value)
+        for argument, value in given.items():
+            if value is _UNSET:
+                continue
+            slot = _SLOT_ARGUMENTS[argument]
+            new = _to_tags(value)
+            if slot in ("rating", "year") and any(tag.is_break for tag in new):
+                raise InvalidArgumentError(f"BREAK cannot be a {slot}")
+            new_slots: list[Slot] = ["break" if tag.is_break else slot for tag in new]
+            kept = [i for i, s in enumerate(entries_slots) if s != slot]
+            where = next((i for i, s in enumerate(entries_slots) if s == slot), None)
+            if where is None:
+                at_start = slot == "quality" and resolved.quality_placement == "start"
+                where = 0 if at_start else len(entries_slots)
+            before = sum(1 for i in kept if i < where)
+            entries_tags = [entries_tags[i] for i in kept]
+            entries_slots = [entries_slots[i] for i in kept]
+            entries_tags[before:before] = new
+            entries_slots[before:before] = new_slots
+        self._set(resolved, entries_tags, entries_slots)
+
+    def _set(self, version: ModelVersion, tags: Sequence[Tag], slots: Sequence[Slot]) -> None:
+        """Store ``tags`` in ``version``'s order (see the class docstring)."""
+        rules = order_rules(version)
+        terminals = [
+            terminal_of(slot, tag.key if slot == "subject" else "")
+            for tag, slot in zip(tags, slots, strict=True)
+        ]
+        order = rules.canonical_order(terminals)
+        self.__attrs_init__(version, tuple(tags[i] for i in order), tuple(slots[i] for i in order))
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -112,10 +223,12 @@ class Prompt:
                 :data:`~animagine.core.MAX_PROMPT_CHARS` (100,000) characters. Reading takes
                 time linear in its length.
             version: The model version the prompt is for (:func:`get_version` names).
-            strict: Raise :class:`PromptOrderError` if the text breaks the version's tag order,
-                uses another version's special tags, or names two different ratings.
-            database: Which tags are characters and series. Default: the database shipped with
-                animagine; ``TagDatabase.empty()`` classifies identity tags by position.
+            strict: Raise :class:`PromptOrderError` if the text breaks the version's tag order
+                (its order grammar), uses another version's special tags, or names two
+                different ratings.
+            database: What tags are (characters, series, aliases). Default: the database
+                shipped with animagine; ``TagDatabase.empty()`` classifies identity tags by
+                position.
 
         Raises:
             WrongTypeError: ``text`` is not a str, ``version`` not a str or ModelVersion, or
@@ -135,60 +248,90 @@ class Prompt:
         return cls._from_classified(found, resolved)
 
     @classmethod
+    def from_tags(
+        cls,
+        tags: Iterable[str | Tag],
+        *,
+        version: str | ModelVersion = "v4",
+        database: TagDatabase | None = None,
+    ) -> Prompt:
+        """Classify a list of tags, given in any order, and put them in the version's order.
+
+        No prompt syntax is read: each string is one tag name as :class:`Tag` takes it
+        (``"jeanne_d'arc_alter_(avenger)_(fate)"`` is one tag, brackets and all).
+
+        Raises:
+            WrongTypeError: ``tags`` is a single str, or holds something other than str and
+                Tag (a ``TypeError``).
+            InvalidArgumentError: a name :class:`Tag` refuses (a ``ValueError``).
+            UnknownVersionError: unknown ``version``.
+        """
+        resolved = get_version(version)
+        items = [ParsedTag(tag, 0, 0) for tag in _to_tags(tags)]
+        return cls._from_classified(
+            classify(items, resolved, database_or_default(database)), resolved
+        )
+
+    @classmethod
     def _from_classified(cls, found: Classified, version: ModelVersion) -> Prompt:
-        buckets: dict[str, list[Tag]] = {name: [] for name in _TUPLE_FIELDS}
-        rating: Tag | None = None
-        year: Tag | None = None
-        pending_breaks: list[Tag] = []
-        previous_bucket: str | None = None
-        for item, slot in zip(found.items, found.slots, strict=True):
-            tag = item.tag
-            if slot == "break":
-                if previous_bucket is not None:
-                    buckets[previous_bucket].append(tag)
-                else:
-                    pending_breaks.append(tag)
-                continue
-            if slot == "rating":
-                rating, previous_bucket = tag, None
-            elif slot == "year":
-                year, previous_bucket = tag, None
-            else:
-                previous_bucket = _SLOT_FIELD[slot]
-                bucket = buckets[previous_bucket]
-                if pending_breaks:
-                    bucket.extend(pending_breaks)
-                    pending_breaks.clear()
-                bucket.append(tag)
-        buckets["general"].extend(pending_breaks)
         prompt = object.__new__(cls)
-        setter = object.__setattr__
-        setter(prompt, "version", version)
-        for name in _TUPLE_FIELDS:
-            setter(prompt, name, tuple(buckets[name]))
-        setter(prompt, "rating", rating)
-        setter(prompt, "year", year)
+        prompt._set(version, [item.tag for item in found.items], found.slots)
         return prompt
+
+    # -- slot views ------------------------------------------------------------------------
+
+    def _of(self, slot: Slot) -> tuple[Tag, ...]:
+        return tuple(tag for tag, s in zip(self.tags, self.slots, strict=True) if s == slot)
+
+    @property
+    def subjects(self) -> tuple[Tag, ...]:
+        """Subject tags (``1girl``, ``2boys``...) and focus tags (``male focus``...)."""
+        return self._of("subject")
+
+    @property
+    def characters(self) -> tuple[Tag, ...]:
+        """Character tags."""
+        return self._of("character")
+
+    @property
+    def series(self) -> tuple[Tag, ...]:
+        """Series (copyright) tags."""
+        return self._of("series")
+
+    @property
+    def ratings(self) -> tuple[Tag, ...]:
+        """Rating tags, as written (more than one is a lint finding)."""
+        return self._of("rating")
+
+    @property
+    def rating(self) -> Tag | None:
+        """The first rating tag, or None."""
+        return next((t for t, s in zip(self.tags, self.slots, strict=True) if s == "rating"), None)
+
+    @property
+    def general(self) -> tuple[Tag, ...]:
+        """General tags (everything not special, character or series)."""
+        return self._of("general")
+
+    @property
+    def years(self) -> tuple[Tag, ...]:
+        """Year (4.0) or period (3.x) tags, as written."""
+        return self._of("year")
+
+    @property
+    def year(self) -> Tag | None:
+        """The first year tag, or None."""
+        return next((t for t, s in zip(self.tags, self.slots, strict=True) if s == "year"), None)
+
+    @property
+    def quality(self) -> tuple[Tag, ...]:
+        """Quality, score, aesthetic and resolution tags."""
+        return self._of("quality")
 
     # -- writing ---------------------------------------------------------------------------
 
-    @property
-    def tags(self) -> tuple[Tag, ...]:
-        """Every tag (and ``BREAK``) in the version's canonical order."""
-        identity = (
-            *self.subjects,
-            *self.characters,
-            *self.series,
-            *((self.rating,) if self.rating is not None else ()),
-            *self.general,
-            *((self.year,) if self.year is not None else ()),
-        )
-        if self.version.quality_placement == "start":
-            return (*self.quality, *identity)
-        return (*identity, *self.quality)
-
     def __str__(self) -> str:
-        return _join(self.tags)
+        return render_tags(self.tags)
 
     def __repr__(self) -> str:
         return f"Prompt.parse({str(self)!r}, version={self.version.name!r})"
@@ -204,12 +347,34 @@ class Prompt:
     def with_quality_tags(self, tags: Iterable[str | Tag] | None = None) -> Prompt:
         """Add quality tags (default: the version's recommended ones) that are not there yet."""
         wanted = self.version.recommended_quality if tags is None else _to_tags(tags)
-        present = {tag.name.lower() for tag in self.tags}
+        present = {tag.key for tag in self.tags}
         extra = [t if isinstance(t, Tag) else Tag(t) for t in wanted]
-        added = tuple(t for t in extra if t.name.lower() not in present)
+        added = tuple(t for t in extra if t.key not in present)
         if not added:
             return self
         return attrs.evolve(self, quality=self.quality + added)
+
+    def resolve_aliases(self, database: TagDatabase | None = None) -> Prompt:
+        """The same prompt with every Danbooru alias replaced by the tag it stands for.
+
+        ``saber`` becomes the character tag Danbooru renamed it to; weights, slots and order are
+        kept. Tags that are not aliases are left as they are.
+        """
+        db = database_or_default(database)
+        tags = list(self.tags)
+        changed = False
+        for index, tag in enumerate(tags):
+            if tag.is_break or tag.parts:
+                continue
+            target = db.alias_target(tag.name)
+            if target is not None and target != tag.key:
+                tags[index] = Tag(target, tag.weight)
+                changed = True
+        if not changed:
+            return self
+        prompt = object.__new__(type(self))
+        prompt._set(self.version, tags, self.slots)
+        return prompt
 
     def convert(self, version: str | ModelVersion) -> Prompt:
         """The same prompt for another model version.
@@ -220,46 +385,58 @@ class Prompt:
         seven tiers (masterpiece, best, great/high, good/medium, normal/average, low, worst).
         A tag with no equivalent in the target (3.1's aesthetic tags) is kept as written, and
         :func:`lint` reports it as ``wrong-version``; two tags that map to the same target tag are
-        kept once. Weights are kept.
+        kept once. Weights are kept, and so is the order of everything the target's order
+        allows.
         """
         target = get_version(version)
         source = self.version
-        rating = self.rating and convert_special(self.rating, "rating", source, target)
-        year = self.year and convert_special(self.year, "year", source, target)
-        quality: list[Tag] = []
+        tags: list[Tag] = []
+        slots: list[Slot] = []
         seen: set[str] = set()
-        for tag in self.quality:
-            mapped = convert_special(tag, "quality", source, target)
-            key = mapped.name.lower()
-            if key in seen and not mapped.is_break:
-                continue
-            seen.add(key)
-            quality.append(mapped)
-        general = self.general
-        if self.rating is not None and rating is not None:
-            general = _move_companions(self.rating, rating, source, target, general)
-        return attrs.evolve(
-            self, version=target, rating=rating, year=year, quality=quality, general=general
-        )
+        dropped: set[str] = set()  # the source ratings' companions
+        added: dict[int, tuple[str, ...]] = {}  # index of a rating -> its target companions
+        for tag, slot in zip(self.tags, self.slots, strict=True):
+            mapped = tag
+            if slot in ("rating", "year", "quality"):
+                mapped = convert_special(tag, slot, source, target)
+            if slot == "quality":
+                if mapped.key in seen:
+                    continue
+                seen.add(mapped.key)
+            if slot == "rating":
+                old = rating_entry(source, tag.key)
+                new = target.rating(mapped.key)
+                dropped.update(old.companions if old is not None else ())
+                added[len(tags)] = new.companions if new is not None else ()
+            tags.append(mapped)
+            slots.append(slot)
+        prompt = object.__new__(type(self))
+        prompt._set(target, *_move_companions(tags, slots, dropped, added))
+        return prompt
 
     # -- serialising -----------------------------------------------------------------------
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict: the version and each slot as ``[name, weight]`` pairs."""
+        """A JSON-ready dict: the version, and every tag in order.
 
-        def pairs(tags: Sequence[Tag]) -> list[list[Any]]:
-            return [[tag.name, tag.weight] for tag in tags]
-
-        return {
-            "version": self.version.name,
-            **{name: pairs(getattr(self, name)) for name in _TUPLE_FIELDS},
-            "rating": pairs([self.rating])[0] if self.rating is not None else None,
-            "year": pairs([self.year])[0] if self.year is not None else None,
+        Each tag is ``{"slot", "name", "weight", "text"}``: ``text`` is the tag as prompt text
+        (``str(tag)``, which keeps inner emphasis), the part :meth:`from_json` reads back. The
+        slot lists (``subjects``, ``characters``, ``series``, ``ratings``, ``general``,
+        ``years``, ``quality``) repeat the names by slot, for readers that want them grouped.
+        """
+        order = [
+            {"slot": slot, "name": tag.name, "weight": tag.weight, "text": str(tag)}
+            for tag, slot in zip(self.tags, self.slots, strict=True)
+        ]
+        grouped = {
+            argument: [tag.name for tag in self._of(slot)]
+            for argument, slot in _SLOT_ARGUMENTS.items()
         }
+        return {"version": self.version.name, "tags": order, **grouped}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Prompt:
-        """Rebuild a prompt written by :meth:`to_json`.
+        """Rebuild a prompt written by :meth:`to_json` (from each tag's ``slot`` and ``text``).
 
         Raises:
             InvalidArgumentError: the data is not a prompt written by :meth:`to_json` (a
@@ -267,35 +444,49 @@ class Prompt:
             UnknownVersionError: its version is not known.
         """
         try:
-            fields: dict[str, Any] = {"version": data["version"]}
-            for name in _TUPLE_FIELDS:
-                fields[name] = [Tag(name_, weight) for name_, weight in data.get(name, ())]
-            for name in ("rating", "year"):
-                value = data.get(name)
-                fields[name] = None if value is None else Tag(value[0], value[1])
-        except (KeyError, IndexError, TypeError, ValueError) as error:
+            version = get_version(data["version"])
+            tags: list[Tag] = []
+            slots: list[Any] = []
+            for entry in data["tags"]:
+                text = entry["text"]
+                parsed = parse_tags(text)
+                if len(parsed) != 1:
+                    raise ValueError(f"{text!r} is not one tag")
+                tags.append(parsed[0].tag)
+                slots.append(entry["slot"])
+        except UnknownVersionError:
+            raise
+        except (KeyError, IndexError, TypeError, ValueError, AnimagineError) as error:
             raise InvalidArgumentError(f"not a serialised Prompt: {error}") from error
-        return cls(**fields)
+        return cls(version=version, tags=tags, slots=slots)
 
 
 def _move_companions(
-    old: Tag, new: Tag, source: ModelVersion, target: ModelVersion, general: tuple[Tag, ...]
-) -> tuple[Tag, ...]:
+    tags: list[Tag], slots: list[Slot], dropped: set[str], added: Mapping[int, tuple[str, ...]]
+) -> tuple[list[Tag], list[Slot]]:
     """Companion tags travel with their rating (3.0 ``rating: explicit, nsfw``).
 
-    The source rating's companions are taken out of the general tags and the target rating's
-    are put first among them, so ``rating: questionable, nsfw`` becomes 4.0 ``nsfw`` (not
-    ``nsfw, nsfw``) and 4.0 ``explicit`` becomes 3.0 ``rating: explicit, nsfw``.
+    The source ratings' companions (``dropped``) are taken out of the general tags, and a target
+    rating's companions (``added``, by the rating's index) go right after it, so
+    ``rating: questionable, nsfw`` becomes 4.0 ``nsfw`` (not ``nsfw, nsfw``) and 4.0 ``explicit``
+    becomes 3.0 ``rating: explicit, nsfw``.
     """
-    old_entry = rating_entry(source, old.name.lower())
-    new_entry = target.rating(new.name.lower())
-    dropped = set(old_entry.companions) if old_entry is not None else set()
-    added = new_entry.companions if new_entry is not None else ()
-    if not dropped and not added:
-        return general
-    kept = tuple(tag for tag in general if tag.is_break or tag.name.lower() not in dropped)
-    present = {tag.name.lower() for tag in kept}
-    return tuple(Tag(name) for name in added if name not in present) + kept
+    if not dropped and not any(added.values()):
+        return tags, slots
+    keep = [not (s == "general" and t.key in dropped) for t, s in zip(tags, slots, strict=True)]
+    present = {tag.key for tag, kept in zip(tags, keep, strict=True) if kept}
+    out_tags: list[Tag] = []
+    out_slots: list[Slot] = []
+    for index, (tag, slot) in enumerate(zip(tags, slots, strict=True)):
+        if keep[index]:
+            out_tags.append(tag)
+            out_slots.append(slot)
+        for name in added.get(index, ()):
+            if name not in present:
+                present.add(name)
+                out_tags.append(Tag(name))
+                out_slots.append("general")
+    return out_tags, out_slots
 
 
 def parse(

@@ -112,7 +112,12 @@ def prompt_fragments(prompt: Sequence[Tag]) -> list[_Fragment]:
     for tag in prompt:
         if previous is not None and not tag.is_break and not previous.is_break:
             pieces.append((_SEPARATOR, 1.0))
-        pieces.append(None if tag.is_break else (tag.name, tag.weight))
+        if tag.is_break:
+            pieces.append(None)
+        elif tag.parts:  # inner emphasis: `an (important) word` keeps its text weights
+            pieces.extend(tag.parts)
+        else:
+            pieces.append((tag.name, tag.weight))
         previous = tag
     merged: list[_Fragment] = []
     for piece in pieces:

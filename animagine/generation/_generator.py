@@ -46,7 +46,7 @@ import os
 import re
 import threading
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -89,6 +89,18 @@ from animagine.generation._lora import (
     format_weight,
     lora_file_in,
     lora_hash,
+)
+from animagine.generation._modes import (
+    MemoryMode,
+    SpeedMode,
+    apply_memory,
+    apply_speed,
+    check_combination,
+    check_lora_allowed,
+    check_speed,
+    memory_mode,
+    offload_device,
+    speed_mode,
 )
 from animagine.generation._options import (
     GenerationOptions,
@@ -159,20 +171,43 @@ class Generator:
         version: str | ModelVersion,
         model: str | None = None,
         prompt_cache_size: int = 32,
+        memory: str | Sequence[str] = "device",
+        compile: bool | str = False,  # diffusers' and torch's word for it
+        device: torch.device | str | None = None,
     ) -> None:
         """Wrap an SDXL pipeline.
 
         Args:
             pipeline: A ``StableDiffusionXLPipeline`` (or any pipeline with its components).
+                The memory and speed modes are applied to it in place.
             version: The Animagine XL version of the weights (:func:`animagine.get_version`).
             model: The model name recorded in image metadata; default: the pipeline's
                 ``name_or_path`` (a folder or file by its name), or ``""``.
             prompt_cache_size: How many prompts' embeddings to keep (LRU; 0 turns the cache
                 off). See :attr:`encoder`.
+            memory: Where the weights live, through diffusers' own mechanisms: ``"device"``
+                (default: every model on the device), ``"model-offload"`` (weights in CPU
+                memory, each model moved to the accelerator while it runs) or
+                ``"sequential-offload"`` (each layer moved while it runs: least memory,
+                slowest), optionally joined with ``"vae-tiling"`` (large images decoded in
+                tiles) and ``"vae-slicing"`` (several images decoded one at a time):
+                ``"model-offload+vae-tiling"``. See the guide's "Memory and speed".
+            compile: The speed mode: ``True`` (``torch.compile`` mode
+                ``"max-autotune-no-cudagraphs"``) or a ``torch.compile`` mode name. Fuses the
+                attention QKV projections, puts the UNet and VAE in ``channels_last`` and
+                compiles the UNet and ``vae.decode``; the first call at each image size
+                compiles (slow), later ones are fast. Not with an offload mode, nor with LoRAs.
+            device: Where the models run: the pipeline is moved there, or, with an offload
+                mode, it is the accelerator the models run on (default: the pipeline's device,
+                or with offloading the machine's accelerator).
 
         Raises:
             UnsupportedPipelineError: not an SDXL pipeline (no second text encoder, ...).
             UnknownVersionError: an unknown version.
+            GenerationArgumentError: an unknown memory or compile mode, modes that cannot be
+                combined, or an offload mode without an accelerator (checked before anything
+                is changed).
+            MissingDependencyError: an offload mode without ``accelerate``.
         """
         missing = [name for name in SDXL_COMPONENTS if getattr(pipeline, name, None) is None]
         if missing or getattr(pipeline, "scheduler", None) is None or not callable(pipeline):
@@ -198,6 +233,7 @@ class Generator:
         self._lock = threading.Lock()
         self._img2img: tuple[tuple[Any, ...], Any] | None = None
         self._loras: dict[str, Lora] = {}
+        self._memory, self._speed = self._apply_modes(pipeline, memory, compile, device)
 
     # -- loading ------------------------------------------------------------------------------
 
@@ -210,6 +246,8 @@ class Generator:
         dtype: torch.dtype | str | None = None,
         device: torch.device | str | None = None,
         progress: bool = True,
+        memory: str | Sequence[str] = "device",
+        compile: bool | str = False,  # diffusers' and torch's word for it
         **loading_options: Any,
     ) -> Generator:
         """Load a diffusers-format model: a hub id or a local folder.
@@ -220,8 +258,11 @@ class Generator:
                 folders named like them), else :class:`UnknownVersionError` asks for it.
             dtype: ``torch.float16``/``"float16"``, ``"bfloat16"`` or ``"float32"``
                 (default: diffusers' default, float32).
-            device: Where to move the pipeline (default: stay on the CPU).
+            device: Where to move the pipeline (default: stay on the CPU); with an offload
+                mode, the accelerator the models run on (default: the machine's).
             progress: Show diffusers' loading progress bars.
+            memory: The memory mode (see :class:`Generator`), checked before loading.
+            compile: The speed mode (see :class:`Generator`), checked before loading.
             **loading_options: Passed to ``StableDiffusionXLPipeline.from_pretrained``
                 (``variant=``, ``revision=``, ``local_files_only=``, ``vae=``...). Also
                 ``allow_pickle=True`` to accept ``.bin`` weights (unsafe: pickle runs code).
@@ -239,6 +280,7 @@ class Generator:
         resolved = _version_for(model, version, "model")
         torch_dtype = _resolve_dtype(dtype)
         target = _resolve_device(device)
+        modes = cls._check_modes(memory, compile, target)
         options = dict(loading_options)
         allow_pickle = _check_pickle_option(options)
         local = Path(model).expanduser()
@@ -263,7 +305,7 @@ class Generator:
                 pipeline = diffusers.StableDiffusionXLPipeline.from_pretrained(model, **options)
         except failures as error:
             raise describe_load_error(repr(model), error) from error
-        return cls._finish(pipeline, resolved, _model_label(model), target, upcast)
+        return cls._finish(pipeline, resolved, _model_label(model), target, upcast, modes=modes)
 
     @classmethod
     def from_single_file(
@@ -275,6 +317,8 @@ class Generator:
         dtype: torch.dtype | str | None = None,
         device: torch.device | str | None = None,
         progress: bool = True,
+        memory: str | Sequence[str] = "device",
+        compile: bool | str = False,  # diffusers' and torch's word for it
         **options: Any,
     ) -> Generator:
         """Load an A1111 / ComfyUI single-file checkpoint (``.safetensors``), offline.
@@ -289,6 +333,8 @@ class Generator:
             dtype: As in :meth:`from_pretrained`.
             device: As in :meth:`from_pretrained`.
             progress: As in :meth:`from_pretrained`.
+            memory: As in :meth:`from_pretrained`.
+            compile: As in :meth:`from_pretrained`.
             **options: Passed to ``StableDiffusionXLPipeline.from_single_file``
                 (``local_files_only`` defaults to True). ``allow_pickle=True`` accepts
                 ``.ckpt`` files (unsafe: pickle runs code); ``vae=`` as in :meth:`from_pretrained`.
@@ -305,6 +351,7 @@ class Generator:
         resolved = _version_for(file.name, version, "file name")
         torch_dtype = _resolve_dtype(dtype)
         target = _resolve_device(device)
+        modes = cls._check_modes(memory, compile, target)
         options = dict(options)
         allow_pickle = _check_pickle_option(options)
         suffix = file.suffix.lower()
@@ -353,7 +400,7 @@ class Generator:
                 )
         except failures as error:
             raise describe_load_error(repr(text), error) from error
-        return cls._finish(pipeline, resolved, file.stem, target, upcast)
+        return cls._finish(pipeline, resolved, file.stem, target, upcast, modes=modes)
 
     @classmethod
     def _finish(
@@ -363,17 +410,95 @@ class Generator:
         model: str,
         device: torch.device | None,
         upcast_vae: bool,
+        *,
+        modes: tuple[MemoryMode, SpeedMode],
     ) -> Generator:
         if upcast_vae:
             # diffusers decodes in float32 when the VAE config says so (SDXL's VAE overflows
             # float16 and gives NaN, that is black images).
             pipeline.vae.register_to_config(force_upcast=True)
-        generator = cls(pipeline, version=version, model=model)
+        memory, speed = modes
+        generator = cls(
+            pipeline,
+            version=version,
+            model=model,
+            memory=memory.name,
+            compile=speed.compile_mode or False,
+            device=device,
+        )
         default = resolve_sampler(version.defaults.sampler)
         pipeline.scheduler = make_scheduler(default, generator._scheduler_config)
-        if device is not None:
-            generator.to(device)
         return generator
+
+    # -- memory and speed modes ---------------------------------------------------------------
+
+    @staticmethod
+    def check_modes(
+        *,
+        memory: str | Sequence[str] = "device",
+        compile: bool | str = False,  # diffusers' and torch's word for it
+        device: torch.device | str | None = None,
+    ) -> tuple[str, str | None]:
+        """Check memory and speed modes without loading anything, as the loaders do first.
+
+        Args:
+            memory: As in :class:`Generator`.
+            compile: As in :class:`Generator`.
+            device: The device the generator would be given (None: the loaders' default; an
+                offload mode then needs an accelerator on this machine).
+
+        Returns:
+            The canonical memory mode name and the ``torch.compile`` mode (None when off).
+
+        Raises:
+            GenerationArgumentError: an unknown mode, modes that cannot be combined, or an
+                offload mode with no accelerator to run on.
+            GenerationTypeError: a value of the wrong type.
+            MissingDependencyError: an offload mode without ``accelerate``.
+        """
+        checked_memory, checked_speed = Generator._check_modes(
+            memory, compile, _resolve_device(device)
+        )
+        return checked_memory.name, checked_speed.compile_mode
+
+    @staticmethod
+    def _check_modes(
+        memory: object, compile: object, device: torch.device | None
+    ) -> tuple[MemoryMode, SpeedMode]:
+        """Check the modes and where they would run, before any model is loaded."""
+        checked_memory = memory_mode(memory)
+        checked_speed = speed_mode(compile)
+        check_combination(checked_memory, checked_speed)
+        offload_device(checked_memory, device)
+        return checked_memory, checked_speed
+
+    @staticmethod
+    def _apply_modes(
+        pipeline: Any, memory: object, compile: object, device: object
+    ) -> tuple[MemoryMode, SpeedMode]:
+        """Check every mode against the pipeline, then place it and apply them."""
+        checked_memory = memory_mode(memory)
+        checked_speed = speed_mode(compile)
+        check_combination(checked_memory, checked_speed)
+        target = _resolve_device(device)
+        current = getattr(pipeline, "device", None) if checked_memory.offload else None
+        accelerator = offload_device(checked_memory, target, current=current)
+        check_speed(pipeline, checked_speed)
+        if target is not None and not checked_memory.offload:
+            pipeline.to(target)
+        apply_memory(pipeline, checked_memory, accelerator)
+        apply_speed(pipeline, checked_speed)
+        return checked_memory, checked_speed
+
+    @property
+    def memory(self) -> str:
+        """The memory mode, by its canonical name (``"device"``, ``"model-offload+vae-tiling"``)."""
+        return self._memory.name
+
+    @property
+    def compile_mode(self) -> str | None:
+        """The ``torch.compile`` mode of the speed mode, or None when it is off."""
+        return self._speed.compile_mode
 
     # -- properties ---------------------------------------------------------------------------
 
@@ -409,6 +534,11 @@ class Generator:
         target = _resolve_device(device)
         if target is None:
             raise GenerationTypeError("device must be a str or torch.device, got None")
+        if self._memory.offload:
+            raise GenerationArgumentError(
+                f"this generator offloads its models (memory={self._memory.name!r}): diffusers"
+                " moves them; build another generator to change the device"
+            )
         self._pipeline.to(target)
         return self
 
@@ -454,9 +584,11 @@ class Generator:
             **options: The other fields of :class:`animagine.GenerationOptions`
                 (``negative_prompt``, ``width``, ``height``, ``aspect``, ``steps``,
                 ``guidance_scale``, ``sampler``, ``seed``, ``num_images``, ``add_quality_tags``,
-                ``clip_skip``, ``hires``), documented there.
+                ``clip_skip``, ``hires``, ``style``, ``quality``, ``presets``, ``variants``,
+                ``wildcards``), documented there.
             callback_on_step_end: diffusers' step callback, passed through (to both passes
-                with ``hires``; step numbers start again at 0 for the second).
+                with ``hires``; step numbers start again at 0 for the second; a template that
+                draws different prompts runs once per distinct prompt, each run calling it).
             progress: Show diffusers' progress bar.
 
         Raises:
@@ -473,10 +605,18 @@ class Generator:
                 f"callback_on_step_end must be callable, got {type(callback_on_step_end).__name__}"
             )
         bool_argument("progress", progress)
-        scheduler = make_scheduler(resolve_sampler(plan.sampler), self._scheduler_config)
-        images, extra = self._run(plan, scheduler, callback_on_step_end, progress)
-        parameters = tuple(self._parameters(plan, seed, extra) for seed in plan.seeds)
-        return GenerationResult(images=images, seeds=plan.seeds, parameters=parameters)
+        made: dict[int, tuple[Image, GenerationParameters]] = {}
+        # A template draws each image's prompt from its seed: one run per distinct prompt.
+        for part in plan.by_prompt():
+            scheduler = make_scheduler(resolve_sampler(part.sampler), self._scheduler_config)
+            images, extra = self._run(part, scheduler, callback_on_step_end, progress)
+            for seed, image in zip(part.seeds, images, strict=True):
+                made[seed] = (image, self._parameters(part, seed, extra))
+        return GenerationResult(
+            images=tuple(made[seed][0] for seed in plan.seeds),
+            seeds=plan.seeds,
+            parameters=tuple(made[seed][1] for seed in plan.seeds),
+        )
 
     def check(self, prompt: str | Prompt | GenerationOptions, **options: Any) -> GenerationPlan:
         """Check a call without generating: the :class:`animagine.GenerationPlan` it would run.
@@ -635,6 +775,9 @@ class Generator:
             hires=plan.hires,
             structured_prompt=plan.prompt.to_json(),
             extra=extra,
+            template=plan.template,
+            style=plan.style,
+            quality=plan.quality,
         )
 
     # -- LoRA ---------------------------------------------------------------------------------
@@ -682,6 +825,7 @@ class Generator:
         """
         if not isinstance(lora, (str, os.PathLike)):
             raise GenerationTypeError(f"lora must be a str or path, got {type(lora).__name__}")
+        check_lora_allowed(self._speed)
         scale = number_argument("weight", weight)
         if adapter_name is not None:
             if not isinstance(adapter_name, str):

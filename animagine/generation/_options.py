@@ -17,13 +17,25 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 import secrets
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import attrs
 
-from animagine.core import MAX_PROMPT_CHARS, ModelVersion, Prompt, Tag, parse_tags
+from animagine.core import (
+    MAX_PROMPT_CHARS,
+    WILDCARD_MODES,
+    ModelVersion,
+    PresetTable,
+    Prompt,
+    Tag,
+    Template,
+    WildcardFolder,
+    parse_tags,
+    presets_for,
+)
 from animagine.errors import GenerationArgumentError, GenerationTypeError
 from animagine.generation._checks import (
     bool_argument,
@@ -45,6 +57,7 @@ __all__ = [
     "check_names",
     "option_spec",
     "plan_generation",
+    "preset_table",
     "set_values",
 ]
 
@@ -209,6 +222,31 @@ def _hires(name: str, value: object) -> object:
     return to_hires(value)
 
 
+def _preset_name(name: str, value: object) -> object:
+    _name(name, value)
+    assert isinstance(value, str)
+    if not value.strip():
+        raise GenerationArgumentError(f"{name} must name a preset, got {value!r}")
+    return value
+
+
+def _path(name: str, value: object) -> object:
+    if not isinstance(value, (str, os.PathLike)):
+        raise GenerationTypeError(f"{name} must be a path, got {type(value).__name__}: {value!r}")
+    text = os.fspath(value)
+    if not isinstance(text, str) or not text:
+        raise GenerationArgumentError(f"{name} must be a path, got {value!r}")
+    return text
+
+
+def _variants(name: str, value: object) -> object:
+    if value not in WILDCARD_MODES:
+        raise GenerationArgumentError(
+            f"{name} must be one of {', '.join(map(repr, WILDCARD_MODES))}, got {value!r}"
+        )
+    return value
+
+
 def _field(
     check: Callable[[str, object], object],
     spec: OptionSpec,
@@ -264,6 +302,23 @@ class GenerationOptions:
             be at least 1. The images come out at ``round(side * scale)`` down to a multiple of 8;
             :attr:`animagine.GenerationResult.parameters` record the first pass's size and ``hires``
             (A1111's ``Size`` and ``Hires upscale``).
+        style: A style preset of the version's official demo (:func:`animagine.core.presets_for`
+            lists them: ``"Anime"`` for 3.x, ``"Anim4gine"`` for 4.0...) or of ``presets``.
+        quality: A quality preset likewise (``"Standard v3.1"``, ``"Standard v4.0"``...). It
+            takes the place of the library's quality tags: with it, ``add_quality_tags`` is the
+            demos' switch of the same name (off: the preset's positive text is left out, its
+            negative still applies). Presets are applied as the demo does it, before the prompt
+            is parsed; the names and the final texts are recorded. With a preset, an unset
+            ``negative_prompt`` is the version's unless the quality preset has a negative.
+        presets: A file of more presets: JSON or TOML of the demo's shape, or A1111's
+            ``styles.csv``; its presets add to (or replace) the version's.
+        variants: Read the prompt as a dynamic-prompts template (``{a|b}``, ``{2$$a|b|c}``,
+            ``__name__``...) and draw it from each image's seed: ``"random"`` (each wildcard
+            occurrence draws a line) or ``"demo"`` (one line per wildcard name, as the official
+            3.x demos do). Default: ``"random"`` when ``wildcards`` is given, else off. The
+            template is recorded next to the drawn prompt.
+        wildcards: The folder of wildcard files (``NAME.txt``: ``__NAME__``); turns
+            ``variants`` on.
 
     Raises:
         GenerationTypeError: an option of the wrong type.
@@ -332,6 +387,44 @@ class GenerationOptions:
             "hires fix with this upscale factor (the official demo's other settings)",
             _text_number("hires"),
             metavar="SCALE",
+        ),
+    )
+    style: str | None = _field(
+        _preset_name,
+        OptionSpec("style preset of the official demo (see --list-presets)", _text, metavar="NAME"),
+    )
+    quality: str | None = _field(
+        _preset_name,
+        OptionSpec(
+            "quality preset of the official demo, in place of the quality tags (see"
+            " --list-presets)",
+            _text,
+            metavar="NAME",
+        ),
+    )
+    presets: str | None = _field(
+        _path,
+        OptionSpec(
+            "a file of more presets: JSON or TOML as the demo's, or A1111's styles.csv",
+            _text,
+            metavar="FILE",
+        ),
+    )
+    variants: str | None = _field(
+        _variants,
+        OptionSpec(
+            "read the prompt as a template: {a|b}, {2$$a|b|c}, __name__; 'random' or 'demo'"
+            " (one line per wildcard, as the 3.x demos)",
+            _text,
+            metavar="MODE",
+        ),
+    )
+    wildcards: str | None = _field(
+        _path,
+        OptionSpec(
+            "folder of wildcard files (NAME.txt for __NAME__); the prompt is a template",
+            _text,
+            metavar="DIR",
         ),
     )
 
@@ -440,6 +533,11 @@ class GenerationPlan:
         hires: The hires fix as recorded, or None.
         hires_size: The second pass's ``(width, height)``, or None.
         hires_steps: The second pass's steps, or None.
+        prompts: The prompt of each image, in seed order: :attr:`prompt` for every image unless
+            the prompt is a template, drawn again from each image's seed.
+        template: The template the prompts were drawn from, when it has variants or wildcards.
+        style: The style preset applied, or None.
+        quality: The quality preset applied, or None.
     """
 
     options: GenerationOptions
@@ -457,6 +555,66 @@ class GenerationPlan:
     hires: HiresParameters | None = None
     hires_size: tuple[int, int] | None = None
     hires_steps: int | None = None
+    prompts: tuple[Prompt, ...] = attrs.field(
+        default=attrs.Factory(lambda self: (self.prompt,) * len(self.seeds), takes_self=True)
+    )
+    template: str | None = None
+    style: str | None = None
+    quality: str | None = None
+
+    def by_prompt(self) -> tuple[GenerationPlan, ...]:
+        """One plan per distinct prompt, with the seeds of the images that have it, in order.
+
+        A plan whose images share one prompt is its own only part.
+        """
+        if len(set(self.prompts)) <= 1:
+            return (self,)
+        groups: dict[Prompt, list[int]] = {}
+        for prompt, seed in zip(self.prompts, self.seeds, strict=True):
+            groups.setdefault(prompt, []).append(seed)
+        return tuple(
+            attrs.evolve(self, prompt=prompt, seeds=tuple(seeds), prompts=(prompt,) * len(seeds))
+            for prompt, seeds in groups.items()
+        )
+
+
+def preset_table(options: GenerationOptions, version: ModelVersion) -> PresetTable | None:
+    """The presets ``options`` use for ``version`` (its ``presets`` file included), checked.
+
+    None when ``options`` name no preset.
+
+    Raises:
+        GenerationArgumentError: an unknown preset name (the message lists the version's), or
+            a presets file that does not read.
+        MissingFileError: no such presets file.
+    """
+    if options.style is None and options.quality is None:
+        if options.presets is not None:
+            presets_for(version, file=options.presets)  # a bad file is an error all the same
+        return None
+    table = presets_for(version, file=options.presets)
+    if options.style is not None:
+        table.style_preset(options.style)
+    if options.quality is not None:
+        table.quality_preset(options.quality)
+    return table
+
+
+def _draw_texts(
+    options: GenerationOptions, text: str, seeds: tuple[int, ...]
+) -> tuple[tuple[str, ...], str | None]:
+    """The prompt text of each image, and the template when the prompt is one."""
+    mode = options.variants
+    if mode is None and options.wildcards is not None:
+        mode = "random"
+    if mode is None:
+        return (text,) * len(seeds), None
+    folder = None if options.wildcards is None else WildcardFolder(options.wildcards)
+    template = Template.parse(text)
+    template.check(folder)
+    if not template.is_dynamic:
+        return (template.expand(0),) * len(seeds), None
+    return tuple(template.expand(seed, wildcards=folder, mode=mode) for seed in seeds), text
 
 
 def plan_generation(
@@ -474,8 +632,10 @@ def plan_generation(
         GenerationArgumentError: an aspect that is not one of the version's buckets or that
             conflicts with width/height, a hires size too large, a seed that runs past
             ``2**64 - 1`` with ``num_images``, a clip_skip too deep, a Prompt of another
-            version.
-        PromptSyntaxError: prompt or negative prompt text that does not parse.
+            version, an unknown preset, a presets file or wildcard file that does not read.
+        PromptSyntaxError: prompt or negative prompt text that does not parse, a template
+            that does not read or names a wildcard the folder lacks (with its position).
+        MissingFileError: no such presets file or wildcard folder.
     """
     if not isinstance(options, GenerationOptions):
         raise GenerationTypeError(
@@ -509,21 +669,57 @@ def plan_generation(
         raise GenerationArgumentError(
             f"clip_skip must be between 0 and {clip_skip_layers - 1}, got {clip_skip!r}"
         )
-    negative = (
-        version.negative_prompt if options.negative_prompt is None else options.negative_prompt
-    )
-    negative_tags = tuple(item.tag for item in parse_tags(negative))
-    prompt = options.prompt
-    if isinstance(prompt, Prompt):
-        if prompt.version != version:
+    seeds = tuple(range(first, first + count))
+    table = preset_table(options, version)
+    given = options.prompt
+    if isinstance(given, Prompt):
+        if given.version != version:
             raise GenerationArgumentError(
-                f"prompt is a {prompt.version.title} Prompt but this generator runs"
+                f"prompt is a {given.version.title} Prompt but this generator runs"
                 f" {version.title}; convert it first: prompt.convert({version.name!r})"
             )
+        if options.variants is not None or options.wildcards is not None:
+            raise GenerationArgumentError(
+                "variants and wildcards need the prompt as text (a template), not a Prompt"
+            )
+    if isinstance(given, Prompt) and table is None:
+        texts: tuple[str, ...] = ()
+        template = None
     else:
-        prompt = Prompt.parse(prompt, version=version)
-    if options.add_quality_tags:
-        prompt = prompt.with_quality_tags()
+        texts, template = _draw_texts(options, str(given), seeds)
+    negative = options.negative_prompt
+    if table is not None:
+        quality = None if options.quality is None else table.quality_preset(options.quality)
+        if negative is None:
+            has_own = quality is not None and quality.negative_prompt
+            negative = "" if has_own else version.negative_prompt
+        assembled = [
+            table.apply(
+                text,
+                negative,
+                style=options.style,
+                quality=options.quality,
+                quality_tags=options.add_quality_tags,
+            )
+            for text in texts
+        ]
+        texts = tuple(positive for positive, _ in assembled)
+        negative = assembled[0][1]
+    elif negative is None:
+        negative = version.negative_prompt
+    negative_tags = tuple(item.tag for item in parse_tags(negative))
+    if texts:
+        parsed: dict[str, Prompt] = {}
+        for text in texts:
+            if text not in parsed:
+                parsed[text] = Prompt.parse(text, version=version)
+    else:
+        assert isinstance(given, Prompt)
+        parsed, texts = {"": given}, ("",) * count
+    if options.add_quality_tags and options.quality is None:
+        parsed = {text: prompt.with_quality_tags() for text, prompt in parsed.items()}
+    prompts = tuple(parsed[text] for text in texts)
+    prompt = prompts[0]
     return GenerationPlan(
         options=options,
         version=version,
@@ -539,9 +735,13 @@ def plan_generation(
         sampler=resolve_sampler(
             defaults.sampler if options.sampler is None else options.sampler
         ).name,
-        seeds=tuple(range(first, first + count)),
+        seeds=seeds,
         clip_skip=clip_skip or None,
         hires=options.hires,
         hires_size=hires_size,
         hires_steps=hires_steps,
+        prompts=prompts,
+        template=template,
+        style=options.style,
+        quality=options.quality,
     )

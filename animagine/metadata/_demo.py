@@ -2,7 +2,9 @@
 
 The 3.0 and 3.1 spaces save it in a ``metadata`` PNG chunk; the 4.0-era ``utils.save_image``
 puts it in the ``parameters`` chunk, where A1111 tools expect infotext. Its ``prompt`` already
-holds the quality and style tags.
+holds the quality and style tags; the preset names (``sdxl_style`` or ``style_preset``,
+``quality_tags``) are read into :attr:`GenerationParameters.style` and ``quality`` and also kept
+in ``extra`` as the demo wrote them.
 """
 
 from __future__ import annotations
@@ -57,9 +59,11 @@ def from_demo_json(data: Mapping[str, Any]) -> GenerationParameters:
     ``negative_prompt``, ``resolution`` ("832 x 1216"), ``guidance_scale``,
     ``num_inference_steps``, ``seed``, ``sampler``, ``use_upscaler`` (null or
     ``{upscale_method, upscaler_strength, upscale_by, new_resolution}``) and the model as
-    ``"Model": {"Model": name, "Model hash": hash}`` (3.1, only when the upscaler was off) or
-    flat ``"Model"`` and ``"Model hash"`` (4.0-era); the rest (``sdxl_style``, ``style_preset``,
-    ``quality_tags``, ``add_quality_tags``, ``use_lora``) goes to ``extra``.
+    ``"Model": {"Model": name, "Model hash": hash}`` (3.1, only when the upscaler was off),
+    flat ``"Model"`` and ``"Model hash"`` (4.0-era) or a lowercase ``"model"`` name (the 3.1
+    space: ``"Animagine XL 3.1"``, which gives the version); the rest (``sdxl_style``,
+    ``style_preset``, ``quality_tags``, ``add_quality_tags``, ``use_lora``) goes to ``extra``,
+    and the preset names also to ``style`` and ``quality``.
     """
     for key in _DEMO_REQUIRED:
         if key not in data:
@@ -69,7 +73,7 @@ def from_demo_json(data: Mapping[str, Any]) -> GenerationParameters:
         match = _DEMO_SIZE.fullmatch(resolution)
         if match is None:
             raise ValueError(f"'resolution' is not 'WIDTH x HEIGHT': {resolution!r}")
-        model_info = data.get("Model")
+        model_info = data.get("Model", data.get("model"))
         model_hash = data.get("Model hash")
         if isinstance(model_info, Mapping):
             model = model_info.get("Model", "")
@@ -92,7 +96,9 @@ def from_demo_json(data: Mapping[str, Any]) -> GenerationParameters:
                 strength=_demo_number("upscaler_strength", upscaler.get("upscaler_strength")),
                 upscaler=f"Latent ({method})",
             )
-        used = {*_DEMO_REQUIRED, "Model", "Model hash", "use_upscaler"}
+        used = {*_DEMO_REQUIRED, "Model", "Model hash", "model", "use_upscaler"}
+        style = data.get("sdxl_style", data.get("style_preset"))
+        quality = data.get("quality_tags")
         extra = {
             key: value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
             for key, value in data.items()
@@ -112,6 +118,8 @@ def from_demo_json(data: Mapping[str, Any]) -> GenerationParameters:
             model_hash=model_hash,
             hires=hires,
             extra=extra,
+            style=None if style is None else _demo_str("style", style) or None,
+            quality=None if quality is None else _demo_str("quality_tags", quality) or None,
         )
     except (TypeError, ValueError, RecursionError) as error:
         raise MetadataError(f"unreadable Animagine demo JSON: {error}") from error

@@ -18,19 +18,32 @@ from typing import Final, NamedTuple
 
 from animagine.errors import MetadataError
 
-__all__ = ["VERSION_KEY", "Infotext", "format_number", "is_key", "join", "quote", "split"]
+__all__ = [
+    "VERSION_KEY",
+    "Infotext",
+    "format_number",
+    "is_key",
+    "join",
+    "pairs",
+    "quote",
+    "repair_latin1",
+    "split",
+]
 
 #: Infotext key for :attr:`GenerationParameters.version` (A1111 ignores keys it does not know).
 VERSION_KEY: Final = "Animagine version"
 
 NEGATIVE_PREFIX: Final = "Negative prompt:"
 # One `key: value` of an A1111 parameters line, as A1111's own reader (`re_param` in
-# modules/infotext_utils.py) finds them: a JSON-quoted value, or anything up to the next comma.
-# One addition: an unquoted `{...}` JSON object, which Civitai-style `Hashes: {"model": ...}`
-# values are written as and which would otherwise be cut at their first comma.
-_PARAM: Final = re.compile(
-    r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|\{[^{}]*\}(?=\s*(?:,|$))|[^,]*)(?:,|$)'
-)
+# modules/infotext_utils.py) finds them: a key, then a JSON-quoted value or anything up to the
+# next comma. One addition: an unquoted `{...}` JSON object, which Civitai-style
+# `Hashes: {"model": ...}` values are written as and which would otherwise be cut at their first
+# comma. A1111's single expression backtracks quadratically on a long line without `:` (each
+# start position rescans the words after it), so the key is found by `pairs` instead, scanning
+# back from each `:`; `_VALUE` is the rest of A1111's expression and matches in linear time.
+_VALUE: Final = re.compile(r'\s*("(?:\\.|[^\\"])+"|\{[^{}]*\}(?=\s*(?:,|$))|[^,]*)(?:,|$)')
+_KEY_RUN: Final = re.compile(r"[\w \-/]*")
+_WORD_CHAR: Final = re.compile(r"\w")
 # A key we can write so that the reader above finds it again: two characters at least, no
 # trailing space (readers strip it).
 _KEY: Final = re.compile(r"\w[\w \-/]*[\w\-/]")
@@ -65,8 +78,8 @@ def split(text: str) -> Infotext:
         MetadataError: the last line is not a parameters line.
     """
     lines = text.rstrip().split("\n")
-    pairs = _PARAM.findall(lines[-1])
-    if len(pairs) < _MIN_PAIRS:
+    found = pairs(lines[-1])
+    if len(found) < _MIN_PAIRS:
         raise MetadataError(
             "no A1111 parameters line: the last line must hold 'key: value' pairs such as"
             f" 'Steps: 28, Sampler: Euler a, ...', got {lines[-1][:80]!r}"
@@ -81,12 +94,58 @@ def split(text: str) -> Infotext:
             negative_lines = [rest[1:] if rest.startswith(" ") else rest]
         else:
             prompt_lines.append(line)
-    values = {key.strip(): unquote(raw) for key, raw in pairs}
+    values = {key: unquote(raw) for key, raw in found}
     return Infotext(
         "\n".join(prompt_lines),
         "" if negative_lines is None else "\n".join(negative_lines),
         values,
     )
+
+
+def pairs(line: str) -> list[tuple[str, str]]:
+    """The ``key: value`` pairs of a parameters line, as A1111's reader finds them, in order.
+
+    Keys are stripped; a quoted value is returned with its quotes (see :func:`unquote`), any
+    other value without the white space around it. Linear in the length of ``line``: a key is
+    the run of key characters (letters, digits, ``_``, `` ``, ``-``, ``/``) before a ``:``,
+    from its first letter or digit, two characters at least.
+    """
+    result: list[tuple[str, str]] = []
+    position, size = 0, len(line)
+    while position < size:
+        colon = line.find(":", position)
+        if colon < 0:
+            break
+        # The run of key characters before the colon, read backwards (segments between one
+        # search position and the next colon never overlap: linear overall).
+        run = _KEY_RUN.match(line[colon - 1 : position - 1 if position else None : -1])
+        start = colon - (run.end() if run else 0)
+        word = _WORD_CHAR.search(line, start, colon)
+        start = colon if word is None else word.start()
+        if colon - start < 2:
+            position = colon + 1
+            continue
+        value = _VALUE.match(line, colon + 1)
+        assert value is not None  # `[^,]*` always matches
+        raw = value.group(1)
+        result.append((line[start:colon].strip(), raw if raw.startswith('"') else raw.strip()))
+        position = max(value.end(), colon + 1)
+    return result
+
+
+def repair_latin1(text: str) -> str:
+    """``text`` read as UTF-8 when it is UTF-8 bytes decoded as Latin-1, else ``text``.
+
+    PNG ``tEXt`` chunks are Latin-1 by the standard, but many tools write UTF-8 bytes into
+    them; Pillow then hands back mojibake (``åˆéŸ³`` for ``初音``). Readers such as A1111's
+    decode such chunks as UTF-8 when the bytes are valid UTF-8, and so does this.
+    """
+    if text.isascii():
+        return text
+    try:
+        return text.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return text
 
 
 def join(prompt: str, negative_prompt: str, pairs: Iterable[tuple[str, str]]) -> str:

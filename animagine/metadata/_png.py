@@ -11,13 +11,25 @@ Three PNG text chunks can carry them:
 JPEG and WebP files from A1111 carry the infotext in the Exif ``UserComment``.
 :func:`write_png` writes both of our chunks atomically and never replaces an existing file unless
 asked to. Pillow is imported on first use.
+
+Images are untrusted input. A PNG file's chunks are walked here, without Pillow and without
+decoding a pixel: a file that declares more than :data:`MAX_PIXELS` pixels, a text chunk that
+holds (or decompresses to) more than :data:`MAX_TEXT_CHARS` characters, more than
+:data:`MAX_TEXT_TOTAL` characters of text in all, a truncated file or a damaged text chunk is a
+:class:`~animagine.MetadataError`, found in time and memory bounded by these limits and the
+file's size. JSON nested too deeply or holding numbers Python refuses is one too.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Mapping
+import stat
+import struct
+import warnings
+import zlib
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -31,9 +43,12 @@ from animagine.errors import (
 from animagine.extras import require
 from animagine.files import atomic_open, path_text
 from animagine.metadata._demo import from_demo_json
+from animagine.metadata._infotext import repair_latin1
 from animagine.metadata._records import GenerationParameters
 
 if TYPE_CHECKING:
+    from typing import BinaryIO
+
     from PIL.Image import Image
     from PIL.PngImagePlugin import PngInfo
 
@@ -52,6 +67,21 @@ PARAMETERS_CHUNK: Final = "parameters"
 ANIMAGINE_CHUNK: Final = "animagine"
 #: Name of the PNG text chunk the official Animagine demo writes its JSON into.
 DEMO_CHUNK: Final = "metadata"
+
+#: Most pixels an image file may declare (8192 x 8192); larger ones are refused unread.
+MAX_PIXELS: Final = 8192 * 8192
+#: Most characters one text chunk read for parameters may hold, once decompressed (4 Mi): a
+#: prompt at the 100,000-character limit takes about 0.5 Mi in our JSON chunk.
+MAX_TEXT_CHARS: Final = 4 * 2**20
+#: Most characters of parameter text read from one file, all chunks together.
+MAX_TEXT_TOTAL: Final = 16 * 2**20
+#: Most chunks walked in one PNG file.
+MAX_CHUNKS: Final = 1_000_000
+
+_PNG_SIGNATURE: Final = b"\x89PNG\r\n\x1a\n"
+_TEXT_KINDS: Final = frozenset({b"tEXt", b"zTXt", b"iTXt"})
+_WANTED: Final = (ANIMAGINE_CHUNK, PARAMETERS_CHUNK, DEMO_CHUNK)
+_EXIF: Final = "\0exif"  # marks an eXIf chunk among the text chunks (no keyword has a NUL)
 
 
 def _require_pillow(what: str) -> None:
@@ -158,6 +188,8 @@ def read_parameters(source: str | os.PathLike[str] | Image) -> GenerationParamet
     if not isinstance(source, (str, os.PathLike)):
         raise WrongTypeError(f"source must be a path or a PIL image, got {type(source).__name__}")
     name = path_text(source, "source")
+    if _special_file(name):  # opening a FIFO would wait for a writer forever
+        raise MetadataError(f"{name} is not a regular file")
     try:
         file = open(name, "rb")  # noqa: SIM115 (closed below)
     except FileNotFoundError:
@@ -169,22 +201,167 @@ def read_parameters(source: str | os.PathLike[str] | Image) -> GenerationParamet
     with file:
         if os.path.isdir(name):  # Windows opens folders without complaint on some systems
             raise NotAFileError.from_path(name)
-        try:
-            image = PILImage.open(file)
-        except (
-            OSError,
-            SyntaxError,
-            ValueError,
-            EOFError,
-            PILImage.DecompressionBombError,
-        ) as error:
-            raise MetadataError(f"{name} is not an image Pillow can read") from error
-        with image:
-            return _read_image(image, name)
+        chunks = _png_text(file, name)
+        if chunks is not None and any(key in chunks for key in _WANTED):
+            return _from_chunks(chunks, name)
+        if chunks is not None and _EXIF not in chunks:
+            raise MetadataError(f"no generation parameters found in {name}")
+        file.seek(0)
+        with _no_bombs():
+            try:
+                image = PILImage.open(file)
+            except (
+                OSError,
+                SyntaxError,
+                ValueError,
+                EOFError,
+                struct.error,
+                zlib.error,
+                PILImage.DecompressionBombError,
+                PILImage.DecompressionBombWarning,
+            ) as error:
+                raise MetadataError(f"{name} is not an image Pillow can read") from error
+            with image:
+                if chunks is not None:  # a PNG without our chunks: only Exif is left
+                    return _from_exif(image, name)
+                return _read_image(image, name)
+
+
+def _special_file(name: str) -> bool:
+    """Whether ``name`` is a FIFO, a socket or a device (not a file, a folder or nothing)."""
+    try:
+        mode = os.stat(name).st_mode
+    except (OSError, ValueError):
+        return False  # open() says why
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
+@contextlib.contextmanager
+def _no_bombs() -> Iterator[None]:
+    """Pillow's decompression-bomb warning raised as an error (Pillow only warns below 2x)."""
+    from PIL import Image as PILImage
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PILImage.DecompressionBombWarning)
+        yield
+
+
+def _png_text(file: BinaryIO, name: str) -> dict[str, str] | None:
+    """The parameter text chunks of a PNG file (None when it is not a PNG), read within limits.
+
+    Walks the chunks from the signature to ``IEND`` reading only their headers, except the
+    text chunks named like ours, which are checked (CRC) and decoded; a chunk after the image
+    data counts as one before it, and a later chunk wins. Nothing is decompressed beyond
+    :data:`MAX_TEXT_CHARS`. An ``eXIf`` chunk (where Exif could hold A1111's infotext) is
+    marked by the key ``_EXIF``.
+    """
+    if file.read(8) != _PNG_SIGNATURE:
+        return None
+    chunks: dict[str, str] = {}
+    total = 0
+    for index in range(MAX_CHUNKS):
+        head = file.read(8)
+        if len(head) < 8:
+            raise MetadataError(f"{name} is a truncated PNG (it ends before its IEND chunk)")
+        length, kind = struct.unpack(">I4s", head)
+        if length > 2**31 - 1:
+            raise MetadataError(f"{name} is not a valid PNG (a chunk of {length} bytes)")
+        if index == 0:
+            _check_header(kind, file.read(length) if length == 13 else b"", name)
+            file.seek(4, os.SEEK_CUR)
+            continue
+        if kind == b"IEND":
+            return chunks
+        if kind == b"eXIf":
+            chunks[_EXIF] = ""
+        if kind not in _TEXT_KINDS or not _names_ours(file, length):
+            file.seek(length + 4, os.SEEK_CUR)  # past the end is found by the next read
+            continue
+        if length > MAX_TEXT_CHARS:
+            raise MetadataError(
+                f"{name} has a text chunk of {length:,} bytes; the limit is {MAX_TEXT_CHARS:,}"
+            )
+        body, crc = file.read(length), file.read(4)
+        if len(body) < length or len(crc) < 4:
+            raise MetadataError(f"{name} is a truncated PNG (it ends inside a text chunk)")
+        if zlib.crc32(kind + body) & 0xFFFFFFFF != struct.unpack(">I", crc)[0]:
+            raise MetadataError(f"{name} has a damaged {kind.decode()} chunk (bad CRC)")
+        key, value = _decode_text(kind, body, name)
+        total += len(value)
+        if total > MAX_TEXT_TOTAL:
+            raise MetadataError(
+                f"{name} holds more than {MAX_TEXT_TOTAL:,} characters of parameter text"
+            )
+        chunks[key] = value
+    raise MetadataError(f"{name} has more than {MAX_CHUNKS:,} chunks")
+
+
+def _check_header(kind: bytes, body: bytes, name: str) -> None:
+    if kind != b"IHDR" or len(body) != 13:
+        raise MetadataError(f"{name} is not a valid PNG (no IHDR chunk first)")
+    width, height = struct.unpack(">II", body[:8])
+    if not width or not height:
+        raise MetadataError(f"{name} is not a valid PNG (an image of {width}x{height})")
+    if width * height > MAX_PIXELS:
+        raise MetadataError(
+            f"{name} declares {width}x{height} pixels, more than the limit of {MAX_PIXELS:,}"
+            " (a decompression bomb, or an image too large to be one of ours)"
+        )
+
+
+def _names_ours(file: BinaryIO, length: int) -> bool:
+    """Whether the text chunk whose body starts here has one of our keywords (file unmoved)."""
+    start = file.tell()
+    keyword = file.read(min(length, 80))
+    file.seek(start)
+    return keyword.partition(b"\0")[0] in {key.encode() for key in _WANTED}
+
+
+def _decode_text(kind: bytes, body: bytes, name: str) -> tuple[str, str]:
+    """A text chunk's keyword and text (tEXt and zTXt: Latin-1, or UTF-8 when the bytes are
+    valid UTF-8, as many tools write them and A1111 reads them; iTXt: UTF-8)."""
+    where = f"the {kind.decode()} chunk of {name}"
+    raw_key, _, rest = body.partition(b"\0")
+    key = raw_key.decode("latin-1")
+    try:
+        if kind == b"tEXt":
+            return key, repair_latin1(rest.decode("latin-1"))
+        if kind == b"zTXt":
+            return key, repair_latin1(_inflate(rest[1:], where).decode("latin-1"))
+        compressed = rest[:1] == b"\1"
+        _, _, rest = rest[2:].partition(b"\0")  # the language tag
+        _, _, text = rest.partition(b"\0")  # the translated keyword
+        return key, (_inflate(text, where) if compressed else text).decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise MetadataError(f"{where} is not valid UTF-8: {error}") from None
+
+
+def _inflate(data: bytes, where: str) -> bytes:
+    inflater = zlib.decompressobj()
+    try:
+        text = inflater.decompress(data, MAX_TEXT_CHARS + 1)
+    except zlib.error as error:
+        raise MetadataError(f"{where} does not decompress: {error}") from None
+    if len(text) > MAX_TEXT_CHARS:
+        raise MetadataError(f"{where} decompresses to more than {MAX_TEXT_CHARS:,} bytes")
+    return text
+
+
+def _from_exif(image: Image, name: str) -> GenerationParameters:
+    comment = _user_comment(image, name)
+    if comment:
+        return _read_infotext(comment, f"the Exif UserComment of {name}")
+    raise MetadataError(f"no generation parameters found in {name}")
 
 
 def _read_image(image: Image, name: str) -> GenerationParameters:
     chunks = _text_chunks(image, name)
+    if any(key in chunks for key in _WANTED):
+        return _from_chunks(chunks, name)
+    return _from_exif(image, name)
+
+
+def _from_chunks(chunks: Mapping[str, str], name: str) -> GenerationParameters:
     if ANIMAGINE_CHUNK in chunks:
         where = f"the {ANIMAGINE_CHUNK!r} chunk of {name}"
         data = _load_json(chunks[ANIMAGINE_CHUNK], where)
@@ -200,13 +377,8 @@ def _read_image(image: Image, name: str) -> GenerationParameters:
         if demo is not None:
             return _read_demo(demo, f"the {PARAMETERS_CHUNK!r} chunk of {name}")
         return _read_infotext(text, f"the {PARAMETERS_CHUNK!r} chunk of {name}")
-    if DEMO_CHUNK in chunks:
-        where = f"the {DEMO_CHUNK!r} chunk of {name}"
-        return _read_demo(_load_json(chunks[DEMO_CHUNK], where), where)
-    comment = _user_comment(image, name)
-    if comment:
-        return _read_infotext(comment, f"the Exif UserComment of {name}")
-    raise MetadataError(f"no generation parameters found in {name}")
+    where = f"the {DEMO_CHUNK!r} chunk of {name}"
+    return _read_demo(_load_json(chunks[DEMO_CHUNK], where), where)
 
 
 def _read_infotext(text: str, where: str) -> GenerationParameters:
@@ -226,7 +398,7 @@ def _read_demo(data: object, where: str) -> GenerationParameters:
 
 
 def _text_chunks(image: Image, name: str) -> dict[str, str]:
-    wanted = (ANIMAGINE_CHUNK, PARAMETERS_CHUNK, DEMO_CHUNK)
+    wanted = _WANTED
     chunks = {
         key: value
         for key, value in image.info.items()

@@ -32,7 +32,15 @@ from animagine.limits import MAX_SEED
 from animagine.metadata import _infotext
 from animagine.metadata._infotext import VERSION_KEY, format_number
 
-__all__ = ["JSON_FORMAT", "GenerationParameters", "HiresParameters", "infer_version"]
+__all__ = [
+    "JSON_FORMAT",
+    "QUALITY_KEY",
+    "STYLE_KEY",
+    "TEMPLATE_KEY",
+    "GenerationParameters",
+    "HiresParameters",
+    "infer_version",
+]
 
 #: The ``format`` marker of :meth:`GenerationParameters.to_json` documents.
 JSON_FORMAT: Final = "animagine-parameters/1"
@@ -49,9 +57,19 @@ _MAIN_KEYS: Final = frozenset(
     {"Steps", "Sampler", "CFG scale", "Seed", "Size", "Model hash", "Model", "Clip skip"}
     | {VERSION_KEY, "Negative prompt", "Prompt"}
 )
+#: Infotext keys of the template (sd-dynamic-prompts writes ``Template`` too) and the presets.
+TEMPLATE_KEY: Final = "Template"
+STYLE_KEY: Final = "Style preset"
+QUALITY_KEY: Final = "Quality preset"
+_RECIPE_KEYS: Final = {"template": TEMPLATE_KEY, "style": STYLE_KEY, "quality": QUALITY_KEY}
+_RECIPE_VALUES: Final = frozenset(_RECIPE_KEYS.values())
 _HIRES_KEYS: Final = frozenset(
-    {"Denoising strength", "Hires upscale", "Hires steps", "Hires upscaler"}
+    {"Denoising strength", "Hires upscale", "Hires scale", "Hires steps", "Hires upscaler"}
 )
+# What A1111 and Forge use when an infotext's hires fix names no denoising strength.
+_A1111_HIRES_STRENGTH: Final = 0.7
+# Some SD.Next versions write no `Sampler`; every Animagine version's default stands in.
+_DEFAULT_SAMPLER: Final = "Euler a"
 
 
 # --- field checks ----------------------------------------------------------------------------
@@ -259,7 +277,9 @@ class HiresParameters:
 def _check_extra(
     instance: GenerationParameters, attribute: attrs.Attribute[Any], value: Mapping[str, str]
 ) -> None:
-    reserved = _MAIN_KEYS | (_HIRES_KEYS if instance.hires is not None else frozenset())
+    reserved = (
+        _MAIN_KEYS | _RECIPE_VALUES | (_HIRES_KEYS if instance.hires is not None else frozenset())
+    )
     for key, item in value.items():
         if not isinstance(key, str) or not isinstance(item, str):
             raise GenerationTypeError(f"extra must map str to str, got {key!r}: {item!r}")
@@ -302,6 +322,16 @@ class GenerationParameters:
         structured_prompt: The parsed prompt in JSON form, kept in our ``animagine`` chunk only.
             Stored as a copy the way JSON gives it back (tuples become lists).
         extra: Other A1111 ``key: value`` pairs, kept in order and written back unchanged.
+        template: The prompt template before its variants and wildcards were drawn (infotext
+            ``Template``, as sd-dynamic-prompts writes it); None when the prompt was not one.
+        style: The style preset applied (infotext ``Style preset``; the demos' ``sdxl_style``
+            or ``style_preset``), or None.
+        quality: The quality preset applied (infotext ``Quality preset``; the 3.x demos'
+            ``quality_tags``), or None.
+
+    :attr:`prompt` and :attr:`negative_prompt` are the final texts, presets and draws
+    included: they alone reproduce the image; the template and preset names say how they
+    were made.
     """
 
     prompt: str = attrs.field(validator=_text)
@@ -325,6 +355,9 @@ class GenerationParameters:
     extra: Mapping[str, str] = attrs.field(
         default=_EMPTY, converter=_to_frozen_map, validator=_check_extra
     )
+    template: str | None = attrs.field(default=None, validator=_optional_text)
+    style: str | None = attrs.field(default=None, validator=_optional_name)
+    quality: str | None = attrs.field(default=None, validator=_optional_name)
 
     # --- A1111 infotext ---
 
@@ -359,6 +392,10 @@ class GenerationParameters:
             if self.hires.steps is not None:
                 pairs.append(("Hires steps", str(self.hires.steps)))
             pairs.append(("Hires upscaler", self.hires.upscaler))
+        for name, key in _RECIPE_KEYS.items():
+            value = getattr(self, name)
+            if value is not None:
+                pairs.append((key, value))
         pairs.extend(self.extra.items())
         if self.version is not None:
             pairs.append((VERSION_KEY, self.version))
@@ -371,8 +408,12 @@ class GenerationParameters:
         The last line is the parameters line (it needs 3 ``key: value`` pairs at least); the
         lines before it are the prompt up to a line starting ``Negative prompt:``, and the
         negative prompt after it. ``Steps``, ``Sampler``, ``CFG scale``, ``Seed`` and ``Size``
-        are required. ``Hires upscale``, ``Denoising strength`` and ``Hires upscaler`` together
-        make :attr:`hires`; otherwise they stay in :attr:`extra` with every other key.
+        are required, but for ``Sampler``, which some SD.Next versions leave out (it reads as
+        ``Euler a``). ``Hires upscale`` (or ``Hires scale``, as SD.Next and Forge write it)
+        and ``Hires upscaler`` make :attr:`hires`, with ``Denoising strength`` (when missing:
+        A1111's default, 0.7); otherwise they stay in :attr:`extra` with every other key.
+        ``Template``, ``Style preset`` and ``Quality preset`` fill :attr:`template`,
+        :attr:`style` and :attr:`quality`.
         ``Sampler: DPM++ 2M, Schedule type: Karras`` reads as sampler ``DPM++ 2M Karras``
         (the schedule type stays in :attr:`extra`). Without an ``Animagine version`` key the
         version comes from an Animagine model name (``animagine-xl-3.1`` is ``v3.1``), or is None.
@@ -399,9 +440,14 @@ class GenerationParameters:
 
         ``{"format": JSON_FORMAT, ...}`` then every field under its own name, in field order:
         :attr:`hires` as an object (or null), :attr:`extra` as an object, and a copy of
-        :attr:`structured_prompt`.
+        :attr:`structured_prompt`. :attr:`template`, :attr:`style` and :attr:`quality` are
+        written only when set.
         """
-        return {"format": JSON_FORMAT, **attrs.asdict(self, value_serializer=_plain_json)}
+        data = attrs.asdict(self, value_serializer=_plain_json)
+        for name in _RECIPE_KEYS:
+            if data[name] is None:
+                del data[name]  # written only when set: older readers know no such keys
+        return {"format": JSON_FORMAT, **data}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> GenerationParameters:
@@ -466,6 +512,14 @@ class GenerationParameters:
         kwargs["add_quality_tags"] = False
         return kwargs
 
+    def recipe(self) -> dict[str, str]:
+        """How the prompt was made: ``template``, ``style`` and ``quality``, those recorded.
+
+        These are the options that made :attr:`prompt` from the user's text; they are not part
+        of :meth:`to_call_kwargs`, whose final texts already include them.
+        """
+        return {name: value for name in _RECIPE_KEYS if (value := getattr(self, name)) is not None}
+
 
 _JSON_REQUIRED: Final = (
     "prompt",
@@ -485,6 +539,9 @@ _JSON_KEYS: Final = frozenset(_JSON_REQUIRED) | {
     "hires",
     "structured_prompt",
     "extra",
+    "template",
+    "style",
+    "quality",
 }
 
 
@@ -541,11 +598,11 @@ def _build(
     source: str, values: dict[str, str], *, prompt: str, negative_prompt: str
 ) -> GenerationParameters:
     """Turn parsed ``key: value`` pairs into parameters; what is not used goes to ``extra``."""
-    for key in ("Steps", "Sampler", "CFG scale", "Seed", "Size"):
+    for key in ("Steps", "CFG scale", "Seed", "Size"):
         if key not in values:
             raise MetadataError(f"{source}: missing key {key!r} in the parameters line")
     steps = _take_int(source, values, "Steps")
-    sampler = values.pop("Sampler")
+    sampler = values.pop("Sampler", "") or _DEFAULT_SAMPLER
     guidance_scale = _take_float(source, values, "CFG scale")
     seed = _take_int(source, values, "Seed")
     size = values.pop("Size")
@@ -563,9 +620,15 @@ def _build(
         version = infer_version(model)
 
     hires = None
-    if all(key in values for key in ("Hires upscale", "Denoising strength", "Hires upscaler")):
-        scale = _take_float(source, values, "Hires upscale")
-        strength = _take_float(source, values, "Denoising strength")
+    scale_key = next((key for key in ("Hires upscale", "Hires scale") if key in values), None)
+    if scale_key is not None and "Hires upscaler" in values:
+        scale = _take_float(source, values, scale_key)
+        values.pop("Hires scale", None)
+        strength = (
+            _take_float(source, values, "Denoising strength")
+            if "Denoising strength" in values
+            else _A1111_HIRES_STRENGTH
+        )
         upscaler = values.pop("Hires upscaler")
         hires_steps = _take_int(source, values, "Hires steps") if "Hires steps" in values else 0
         try:
@@ -577,6 +640,7 @@ def _build(
 
     values.pop("Prompt", None)
     values.pop("Negative prompt", None)
+    recipe = {name: values.pop(key) for name, key in _RECIPE_KEYS.items() if key in values}
     try:
         return GenerationParameters(
             prompt=prompt,
@@ -593,6 +657,9 @@ def _build(
             clip_skip=clip_skip,
             hires=hires,
             extra=values,
+            template=recipe.get("template") or None,
+            style=recipe.get("style") or None,
+            quality=recipe.get("quality") or None,
         )
     except (TypeError, ValueError) as error:
         raise MetadataError(f"{source}: {error}") from error
