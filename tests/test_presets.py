@@ -124,7 +124,7 @@ def test_unknown_preset_lists_the_versions_names() -> None:
     assert "'Anim4gine'" in message
     assert "'Neonpunk'" in message
     with pytest.raises(GenerationArgumentError, match=r"'Standard v3\.1'"):
-        presets_for("v3.1").quality_preset("Standard v4.0")
+        presets_for("v3.1").quality_preset("Standard v5.0")
     assert presets_for("v4").style_preset("anim4gine").name == "Anim4gine"  # case is forgiven
 
 
@@ -261,7 +261,7 @@ def test_v4_style_keeps_the_card_negative() -> None:
 
 
 def test_unknown_preset_is_found_by_the_plan() -> None:
-    options = GenerationOptions(prompt="1girl", style="Anim4gine")
+    options = GenerationOptions(prompt="1girl", style="Anim5gine")
     with pytest.raises(GenerationArgumentError, match=r"for v3\.1"):
         plan_generation(options, get_version("v3.1"))
 
@@ -375,3 +375,19 @@ def test_generated_image_records_presets_and_reproduces(tiny_pipeline: Any) -> N
     again = gen(GenerationOptions.from_parameters(params), progress=False)
     assert again.parameters[0].prompt == params.prompt
     assert np.array_equal(np.asarray(again.images[0]), np.asarray(result.images[0]))
+
+
+def test_another_demos_preset_by_its_unique_name() -> None:
+    """The issue's own example: a 4.0 style with the 3.1 demo's quality preset."""
+    from animagine.core import presets_for
+
+    v4 = presets_for("v4")
+    positive, negative = v4.apply("1girl, smile", style="Anim4gine", quality="Standard v3.1")
+    v31 = presets_for("v3.1").quality_preset("Standard v3.1")
+    anim4gine = v4.style_preset("Anim4gine")
+    # 4.0's rule: the style first, then the quality preset's tags.
+    assert positive == v31.apply(anim4gine.apply("1girl, smile"))
+    assert negative == v31.negative_prompt
+    assert presets_for("v3.1").style_preset("anim4gine") == anim4gine
+    with pytest.raises(GenerationArgumentError, match="the quality presets are: '\\(None\\)'"):
+        v4.quality_preset("no such preset")

@@ -126,9 +126,7 @@ def order_violations(text: str, found: Classified, version: ModelVersion) -> lis
     rules = order_rules(version)
     # Second ratings are reported as conflicts or duplicates, not again as out of order.
     skipped = {*found.conflicts, *found.duplicate_ratings}
-    positions = [
-        i for i in range(len(items)) if found.slots[i] != "break" and i not in skipped
-    ]
+    positions = [i for i in range(len(items)) if found.slots[i] != "break" and i not in skipped]
     terminals = [_terminal(found, i) or "" for i in positions]
     misplaced = rules.out_of_place(terminals)
     if misplaced:

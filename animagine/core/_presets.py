@@ -109,6 +109,24 @@ def _named(presets: Sequence[Preset], name: str, kind: str, version: str) -> Pre
     )
 
 
+def _named_anywhere(table: PresetTable, kind: str, name: str) -> Preset:
+    """``name`` in ``table``, else the one official preset of another version so named."""
+    own: Sequence[Preset] = table.quality if kind == "quality" else table.style
+    try:
+        return _named(own, name, kind, table.version)
+    except GenerationArgumentError as error:
+        found = {
+            preset
+            for other in _official().values()
+            if other.version != table.version
+            for preset in (other.quality if kind == "quality" else other.style)
+            if isinstance(name, str) and preset.name.casefold() == name.casefold()
+        }
+        if len(found) == 1:
+            return found.pop()
+        raise error from None
+
+
 @attrs.frozen(kw_only=True)
 class PresetTable:
     """The quality and style presets of one model version, and how the demo assembles them.
@@ -136,14 +154,19 @@ class PresetTable:
     def quality_preset(self, name: str) -> Preset:
         """The quality preset called ``name`` (exact, else the one that matches ignoring case).
 
+        A name this version's demo does not have may name another demo's preset, as the 3.1
+        demo offers ``Standard v3.0``: ``quality="Standard v3.1"`` works with a 4.0 model, and
+        is assembled by this version's rule. A name that several other demos use for different
+        presets is not guessed.
+
         Raises:
             GenerationArgumentError: no such preset; the message lists this version's.
         """
-        return _named(self.quality, name, "quality", self.version)
+        return _named_anywhere(self, "quality", name)
 
     def style_preset(self, name: str) -> Preset:
         """The style preset called ``name``; see :meth:`quality_preset`."""
-        return _named(self.style, name, "style", self.version)
+        return _named_anywhere(self, "style", name)
 
     def apply(
         self,
