@@ -193,7 +193,7 @@ def test_lint_limits_and_types() -> None:
 
 def _best_time(function: Callable[[], object]) -> float:
     best = float("inf")
-    for _ in range(3):
+    for _ in range(5):
         start = time.perf_counter()
         function()
         best = min(best, time.perf_counter() - start)
@@ -220,7 +220,7 @@ def test_lint_time_is_linear(make: Callable[[int], str]) -> None:
     """Four times the text takes about four times as long (a quadratic lint takes 16)."""
     small, big = make(MAX_PROMPT_CHARS // 8)[: MAX_PROMPT_CHARS // 8], make(MAX_PROMPT_CHARS // 2)
     ratio = _best_time(lambda: lint(big)) / max(_best_time(lambda: lint(small)), 1e-4)
-    assert ratio < 9, ratio
+    assert ratio < 10, ratio  # quadratic would be 16; a shared machine adds noise to 4
 
 
 def test_every_card_example_is_in_order() -> None:

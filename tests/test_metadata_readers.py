@@ -244,6 +244,7 @@ def test_long_valid_infotext_reads_fast() -> None:
 
 def test_a_text_chunk_of_utf8_bytes_reads_as_utf8(tmp_path: Path) -> None:
     """tEXt is Latin-1 by the standard; tools write UTF-8 bytes there, and readers decode them."""
+    pytest.importorskip("PIL")  # read_parameters needs Pillow (the generate extra)
     import struct
     import zlib
 
