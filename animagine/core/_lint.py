@@ -423,8 +423,8 @@ def _vocabulary_findings(
 ) -> list[Diagnostic]:
     """``alias``, ``probable-weight`` and ``unknown-tag`` for one non-special tag."""
     tag = item.tag
-    target = database.alias_target(tag.name)
-    if target is not None and target != tag.key:
+    target, known = _facts(database, tag.key)
+    if target is not None:
         return [
             _diagnostic(
                 "alias",
@@ -434,7 +434,7 @@ def _vocabulary_findings(
                 (Edit(item.start, item.end, _tag_text(target)),),
             )
         ]
-    if tag.name in database or tag.key in _SPECIAL_ANYWHERE:
+    if known:
         return []
     if tag.weight != 1.0 and ":" in tag.name:
         head, _, tail = tag.name.rpartition(":")
@@ -450,7 +450,7 @@ def _vocabulary_findings(
             ]
     if not knows_general:
         return []
-    suggestion = database.suggest(tag.name)
+    suggestion = _suggestion(database, tag.key)
     if suggestion is None:
         return [
             _diagnostic("unknown-tag", f"{tag.name!r} is not a Danbooru tag", item.start, item.end)
@@ -464,6 +464,39 @@ def _vocabulary_findings(
             (Edit(item.start, item.end, _tag_text(suggestion)),),
         )
     ]
+
+
+# What a database says about a tag name, per (database, key): lint asks about the same tags
+# prompt after prompt. Databases never change once built, so entries never go stale; the
+# database is kept with its entries so that a recycled id() is never mistaken for it.
+_Facts = tuple[TagDatabase, dict[str, tuple[str | None, bool]], dict[str, str | None]]
+_FACTS: dict[int, _Facts] = {}
+_FACTS_LIMIT: Final = 65536
+
+
+def _facts(database: TagDatabase, key: str) -> tuple[str | None, bool]:
+    """``(alias target or None, known)`` for a tag's lookup key."""
+    held = _FACTS.get(id(database))
+    if held is None or held[0] is not database or len(held[1]) >= _FACTS_LIMIT:
+        if len(_FACTS) >= 16:
+            _FACTS.clear()
+        held = _FACTS[id(database)] = (database, {}, {})
+    table = held[1]
+    found = table.get(key)
+    if found is None:
+        target = database.alias_target(key)
+        if target == key:
+            target = None
+        found = table[key] = (target, key in database or key in _SPECIAL_ANYWHERE)
+    return found
+
+
+def _suggestion(database: TagDatabase, key: str) -> str | None:
+    """``database.suggest(key)``, remembered like :func:`_facts`."""
+    table = _FACTS[id(database)][2]  # _facts(database, key) ran first
+    if key not in table:
+        table[key] = database.suggest(key)
+    return table[key]
 
 
 def _tag_text(name: str) -> str:

@@ -118,6 +118,8 @@ class OrderRules:
         subjects and identity, stay put: ``smile, 1girl, arima kana`` reports ``smile``), and
         then the later tags. Linear in the number of tags (the automaton has a few states).
         """
+        if self.accepts(terminals):  # the common case: nothing out of place
+            return []
         top = max(self.ranks.values(), default=0)
         penalty = {
             t: top - (self._homes[t] if t in self.edges else self.ranks.get(t, top))
@@ -307,4 +309,40 @@ def compile_order_grammar(source: str) -> tuple[list[dict[str, int]], frozenset[
                 moves.append({})
                 pending.append(following)
             moves[number][terminal] = target
-    return moves, frozenset(accepting)
+    return _minimal(moves, frozenset(accepting))
+
+
+def _minimal(
+    moves: list[dict[str, int]], accepting: frozenset[int]
+) -> tuple[list[dict[str, int]], frozenset[int]]:
+    """The same automaton with equivalent states merged (Moore's partition refinement).
+
+    The parser's stacks tell apart states that accept exactly the same continuations; merging
+    them leaves a handful of states, which is what checking an order walks through.
+    """
+    terminals = sorted({t for state in moves for t in state})
+    block = [1 if state in accepting else 0 for state in range(len(moves))]
+    while True:
+        signatures = [
+            (block[s], *(block[moves[s][t]] if t in moves[s] else -1 for t in terminals))
+            for s in range(len(moves))
+        ]
+        numbering: dict[tuple[int, ...], int] = {}
+        refined = [numbering.setdefault(sig, len(numbering)) for sig in signatures]
+        if len(numbering) == len(set(block)):
+            break
+        block = refined
+    # Number the merged states in the order they are reached from the start (state 0 stays 0).
+    order: dict[int, int] = {}
+    pending = [0]
+    while pending:
+        state = pending.pop(0)
+        if block[state] in order:
+            continue
+        order[block[state]] = len(order)
+        pending.extend(moves[state][t] for t in terminals if t in moves[state])
+    merged: list[dict[str, int]] = [{} for _ in order]
+    for state, targets in enumerate(moves):
+        if block[state] in order:
+            merged[order[block[state]]] = {t: order[block[s]] for t, s in targets.items()}
+    return merged, frozenset(order[block[s]] for s in accepting if block[s] in order)
