@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Final, Literal
 
 from animagine.core._order import FOCUS_TAGS
 from animagine.core._tag import Tag
+from animagine.core._tagdb import DatabaseMemo
 from animagine.core._vocab import VERSIONS, ModelVersion, RatingTag, is_subject
 
 if TYPE_CHECKING:
@@ -91,20 +92,7 @@ class Classified:
 # What a tag is regardless of its neighbours, per (database, version): classifying a prompt is
 # then one dict look-up per tag. Databases and versions are immutable, so entries never go stale.
 _Static = tuple[Slot, "RatingTag | None", "Foreign | None"]
-_TABLES: dict[tuple[int, str], tuple[object, dict[str, _Static]]] = {}
-_TABLE_LIMIT: Final = 200_000
-
-
-def _table(version: ModelVersion, database: TagDatabase) -> dict[str, _Static]:
-    key = (id(database), version.name)
-    hit = _TABLES.get(key)
-    if hit is not None and hit[0] is database and len(hit[1]) < _TABLE_LIMIT:
-        return hit[1]
-    if len(_TABLES) >= 16:
-        _TABLES.clear()
-    table: dict[str, _Static] = {}
-    _TABLES[key] = (database, table)
-    return table
+_TABLES: Final = DatabaseMemo[_Static](200_000)
 
 
 def _static(key: str, version: ModelVersion, database: TagDatabase) -> _Static:
@@ -141,7 +129,7 @@ def classify(
     """Assign a slot to every parsed tag (see the module docstring)."""
     result = Classified(items)
     slots = result.slots
-    table = _table(version, database)
+    table = _TABLES.table(database, version.name)
     rating_index = -1
     rating_tag: RatingTag | None = None
     year_index = -1

@@ -17,7 +17,7 @@ from animagine.core._classify import Classified, classify, convert_special
 from animagine.core._grammar import ParsedTag, check_text, parse_tags
 from animagine.core._order import ORDER_TERMINALS, OrderRules, order_rules, terminal_of
 from animagine.core._tag import Tag, format_weight
-from animagine.core._tagdb import TagDatabase, database_or_default
+from animagine.core._tagdb import DatabaseMemo, TagDatabase, database_or_default
 from animagine.core._vocab import VERSIONS, ModelVersion, get_version
 from animagine.errors import InvalidArgumentError, PromptSyntaxError, WrongTypeError
 
@@ -196,7 +196,8 @@ def _order_message(
         where = f"among {_SLOT_WORDS[among][1]}" if among is not None else "last"
         return f"{word} {name!r} goes first or {where} in {version.title}"
     # The nearest kept tag before it that must come after it...
-    later = [(k, t) for t, k in kept_before.items() if t in rules.after(terminal)]
+    after = rules.after(terminal)
+    later = [(k, t) for t, k in kept_before.items() if t in after]
     if later:
         other = max(later)[1]
         return f"{word} {name!r} goes before {_SLOT_WORDS[other][1]} in {version.title}"
@@ -466,22 +467,14 @@ def _vocabulary_findings(
     ]
 
 
-# What a database says about a tag name, per (database, key): lint asks about the same tags
-# prompt after prompt. Databases never change once built, so entries never go stale; the
-# database is kept with its entries so that a recycled id() is never mistaken for it.
-_Facts = tuple[TagDatabase, dict[str, tuple[str | None, bool]], dict[str, str | None]]
-_FACTS: dict[int, _Facts] = {}
-_FACTS_LIMIT: Final = 65536
+# What a database says about a tag name: lint asks about the same tags prompt after prompt.
+_FACTS: Final = DatabaseMemo[tuple[str | None, bool]](65536)
+_SUGGESTIONS: Final = DatabaseMemo[str | None](65536)
 
 
 def _facts(database: TagDatabase, key: str) -> tuple[str | None, bool]:
     """``(alias target or None, known)`` for a tag's lookup key."""
-    held = _FACTS.get(id(database))
-    if held is None or held[0] is not database or len(held[1]) >= _FACTS_LIMIT:
-        if len(_FACTS) >= 16:
-            _FACTS.clear()
-        held = _FACTS[id(database)] = (database, {}, {})
-    table = held[1]
+    table = _FACTS.table(database)
     found = table.get(key)
     if found is None:
         target = database.alias_target(key)
@@ -492,8 +485,8 @@ def _facts(database: TagDatabase, key: str) -> tuple[str | None, bool]:
 
 
 def _suggestion(database: TagDatabase, key: str) -> str | None:
-    """``database.suggest(key)``, remembered like :func:`_facts`."""
-    table = _FACTS[id(database)][2]  # _facts(database, key) ran first
+    """``database.suggest(key)``, remembered."""
+    table = _SUGGESTIONS.table(database)
     if key not in table:
         table[key] = database.suggest(key)
     return table[key]

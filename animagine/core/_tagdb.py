@@ -30,7 +30,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import chain, pairwise
 from pathlib import Path
-from typing import Final, Literal, final, get_args
+from typing import Final, Generic, Literal, TypeVar, final, get_args
 
 import attrs
 
@@ -48,6 +48,7 @@ __all__ = [
     "DEFAULT_TAGDB_FILE",
     "FORMAT",
     "Category",
+    "DatabaseMemo",
     "TagDatabase",
     "TagMatch",
     "database_or_default",
@@ -1606,6 +1607,37 @@ def _collect_names(argument: str, names: Iterable[str]) -> dict[str, str]:
                 raise InvalidArgumentError(f"{argument} name must not contain {bad!r}: {raw!r}")
         spellings.setdefault(name.lower(), name)
     return spellings
+
+
+_Answer = TypeVar("_Answer")
+
+
+class DatabaseMemo(Generic[_Answer]):
+    """Answers remembered per database and scope, for callers that ask about the same tags over
+    and over (classification per version, lint's alias and did-you-mean questions).
+
+    A database never changes once built, so an answer never goes stale. The database is kept
+    beside its answers, so a recycled ``id()`` is never mistaken for it; a table that reaches
+    ``limit`` answers starts again empty, and so does the whole memo past 16 tables.
+    """
+
+    __slots__ = ("_limit", "_tables")
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._tables: dict[tuple[int, str], tuple[TagDatabase, dict[str, _Answer]]] = {}
+
+    def table(self, database: TagDatabase, scope: str = "") -> dict[str, _Answer]:
+        """The answers remembered for ``database`` in ``scope``, to read and fill."""
+        key = (id(database), scope)
+        hit = self._tables.get(key)
+        if hit is not None and hit[0] is database and len(hit[1]) < self._limit:
+            return hit[1]
+        if len(self._tables) >= 16:
+            self._tables.clear()
+        table: dict[str, _Answer] = {}
+        self._tables[key] = (database, table)
+        return table
 
 
 def database_or_default(database: TagDatabase | None) -> TagDatabase:
