@@ -7,9 +7,6 @@ import io
 import json
 import os
 import re
-import struct
-import warnings
-import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -19,7 +16,7 @@ from animagine.errors import (
     MetadataError,
 )
 from animagine.files import write_atomic
-from animagine.metadata import GenerationParameters, read_parameters
+from animagine.metadata import GenerationParameters, read_parameters, verify_png
 
 __all__ = [
     "MANIFEST",
@@ -54,32 +51,11 @@ def read_image(path: Path) -> GenerationParameters:
     Raises:
         MetadataError: anything else, with the reason.
     """
-    from PIL import Image
-
     try:
         parameters = read_parameters(path)
     except OSError as error:
         raise MetadataError(f"{path.name} cannot be read: {error.strerror or error}") from None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                if image.format != "PNG":
-                    raise MetadataError(f"{path.name} is a {image.format} file, not a PNG")
-                image.verify()  # every chunk's CRC, up to IEND
-    except (
-        OSError,
-        SyntaxError,
-        ValueError,
-        EOFError,
-        struct.error,
-        zlib.error,
-        Image.DecompressionBombError,
-        Image.DecompressionBombWarning,
-    ) as error:
-        if isinstance(error, MetadataError):
-            raise
-        raise MetadataError(f"{path.name} is not a complete PNG: {error}") from None
+    verify_png(path)
     return parameters
 
 

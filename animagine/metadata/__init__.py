@@ -24,6 +24,7 @@ from animagine.metadata._png import (
     PARAMETERS_CHUNK,
     png_info,
     read_parameters,
+    verify_png,
     write_png,
 )
 from animagine.metadata._records import (
@@ -51,5 +52,6 @@ __all__ = [
     "png_info",
     "read_parameters",
     "repair_latin1",
+    "verify_png",
     "write_png",
 ]

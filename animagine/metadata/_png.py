@@ -210,16 +210,7 @@ def read_parameters(source: str | os.PathLike[str] | Image) -> GenerationParamet
         with _no_bombs():
             try:
                 image = PILImage.open(file)
-            except (
-                OSError,
-                SyntaxError,
-                ValueError,
-                EOFError,
-                struct.error,
-                zlib.error,
-                PILImage.DecompressionBombError,
-                PILImage.DecompressionBombWarning,
-            ) as error:
+            except _pillow_errors() as error:
                 raise MetadataError(f"{name} is not an image Pillow can read") from error
             with image:
                 if chunks is not None:  # a PNG without our chunks: only Exif is left
@@ -234,6 +225,47 @@ def _special_file(name: str) -> bool:
     except (OSError, ValueError):
         return False  # open() says why
     return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
+def verify_png(path: str | os.PathLike[str]) -> None:
+    """Check that ``path`` is a complete PNG: every chunk's CRC, up to ``IEND``.
+
+    No pixel is decoded, and Pillow's decompression-bomb limits apply. The file is untrusted:
+    whatever is wrong with it is a :class:`MetadataError`.
+
+    Raises:
+        MetadataError: not a PNG, truncated, or a damaged chunk, with the reason.
+        MissingDependencyError: Pillow is not installed (an ``ImportError``).
+    """
+    _require_pillow("verify_png")
+    from PIL import Image as PILImage
+
+    name = os.path.basename(os.fspath(path))
+    try:
+        with _no_bombs(), PILImage.open(path) as image:
+            if image.format != "PNG":
+                raise MetadataError(f"{name} is a {image.format} file, not a PNG")
+            image.verify()
+    except MetadataError:
+        raise
+    except _pillow_errors() as error:
+        raise MetadataError(f"{name} is not a complete PNG: {error}") from None
+
+
+def _pillow_errors() -> tuple[type[BaseException], ...]:
+    """What Pillow raises on a file it cannot read (bombs included, under :func:`_no_bombs`)."""
+    from PIL import Image as PILImage
+
+    return (
+        OSError,
+        SyntaxError,
+        ValueError,
+        EOFError,
+        struct.error,
+        zlib.error,
+        PILImage.DecompressionBombError,
+        PILImage.DecompressionBombWarning,
+    )
 
 
 @contextlib.contextmanager
