@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from processes import CHILDREN_OF, children, running
 
 from animagine import PromptSyntaxError, UnknownVersionError
 from animagine.apps import captions as captions_module
@@ -778,31 +779,10 @@ def test_command_bad_extension(tmp_path: Path, capsys: pytest.CaptureFixture[str
 
 # --- crash safety -----------------------------------------------------------------------------
 
-_CHILDREN_OF = "/proc/{pid}/task/{pid}/children"
-
-
-def _children(pid: int) -> set[int]:
-    try:
-        with open(_CHILDREN_OF.format(pid=pid), encoding="ascii") as file:
-            return {int(part) for part in file.read().split()}
-    except OSError:
-        return set()
-
-
-def _running(pid: int) -> bool:
-    """Whether ``pid`` exists and is not a zombie (a dead worker nobody has reaped yet)."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as file:
-            state = file.read().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
-
 
 @pytest.mark.crash
 @pytest.mark.skipif(
-    not sys.platform.startswith("linux")
-    or not os.path.exists(_CHILDREN_OF.format(pid=os.getpid())),
+    not sys.platform.startswith("linux") or not os.path.exists(CHILDREN_OF.format(pid=os.getpid())),
     reason="needs Linux and /proc/PID/task/TID/children",
 )
 def test_workers_end_when_the_parent_is_killed(tmp_path: Path) -> None:
@@ -824,22 +804,22 @@ def test_workers_end_when_the_parent_is_killed(tmp_path: Path) -> None:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and len(workers) < 2:
             assert parent.poll() is None, "the run ended before its workers could be seen"
-            workers = {pid for pid in _children(parent.pid) if _running(pid)}
+            workers = {pid for pid in children(parent.pid) if running(pid)}
             time.sleep(0.05)
         assert len(workers) == 2, f"expected 2 workers, found {workers}"
         time.sleep(1.0)  # let them start on their chunks
-        assert all(_running(pid) for pid in workers)
+        assert all(running(pid) for pid in workers)
         parent.send_signal(signal.SIGKILL)
         parent.wait(timeout=10)
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(_running(pid) for pid in workers):
+        while time.monotonic() < deadline and any(running(pid) for pid in workers):
             time.sleep(0.05)
-        left = [pid for pid in workers if _running(pid)]
+        left = [pid for pid in workers if running(pid)]
         assert left == [], f"workers {left} outlived their parent"
     finally:
         if parent.poll() is None:
             parent.kill()
             parent.wait()
         for pid in workers:
-            if _running(pid):
+            if running(pid):
                 os.kill(pid, signal.SIGKILL)

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from processes import children, running
 
 from animagine.apps.captions import (
     CaptionSkip,
@@ -266,26 +267,6 @@ def test_a_run_removes_only_the_leftovers_of_its_captions(
     assert {name: (tmp_path / name).read_bytes() for name in LOOK_ALIKES} == LOOK_ALIKES
 
 
-_CHILDREN_OF = "/proc/{pid}/task/{pid}/children"
-
-
-def _children(pid: int) -> set[int]:
-    try:
-        with open(_CHILDREN_OF.format(pid=pid), encoding="ascii") as file:
-            return {int(part) for part in file.read().split()}
-    except OSError:
-        return set()
-
-
-def _running(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as file:
-            state = file.read().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
-
-
 def _caption(index: int) -> str:
     """A messy caption; some with CRLF line breaks, a byte order mark or two lines."""
     text = f"masterpiece, long_hair, tag_{index}, 1girl, hatsune_miku, smile"
@@ -334,11 +315,11 @@ def test_killed_at_random_points_and_resumed(tmp_path: Path) -> None:
         try:
             deadline = time.monotonic() + 120
             while run.poll() is None and time.monotonic() < deadline:
-                workers |= _children(run.pid)
+                workers |= children(run.pid)
                 if list(state().values()).count("new") >= goal:
                     break
                 time.sleep(rng.uniform(0, 0.01))
-            workers |= _children(run.pid)
+            workers |= children(run.pid)
             run.send_signal(signal.SIGKILL)
             killed += run.wait(timeout=30) == -signal.SIGKILL
         finally:
@@ -346,9 +327,9 @@ def test_killed_at_random_points_and_resumed(tmp_path: Path) -> None:
                 run.kill()
                 run.wait()
         deadline = time.monotonic() + 30  # the workers end with their parent
-        while any(_running(pid) for pid in workers) and time.monotonic() < deadline:
+        while any(running(pid) for pid in workers) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert not [pid for pid in workers if _running(pid)], "workers outlived the run"
+        assert not [pid for pid in workers if running(pid)], "workers outlived the run"
         state()
         # Leftover temporary files are hidden and never taken for captions.
         assert [p.name for p in find_captions([dataset])] == sorted(original)
