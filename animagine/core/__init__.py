@@ -16,6 +16,9 @@ with variants and wildcards (:class:`Template`, :class:`WildcardFolder`, :func:`
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from animagine.core._grammar import MAX_PROMPT_CHARS, TERMINALS, ParsedTag, parse_tags, render_tags
 from animagine.core._lint import CODES, Diagnostic, Edit, apply_fixes, lint
 from animagine.core._order import (
@@ -26,7 +29,6 @@ from animagine.core._order import (
     order_rules,
     order_table_file,
 )
-from animagine.core._presets import PRESET_FILE_SUFFIXES, Preset, PresetTable, presets_for
 from animagine.core._prompt import Prompt, convert, parse
 from animagine.core._tag import BREAK, Tag, normalize_name
 from animagine.core._tagdb import DEFAULT_TAGDB_FILE, TagDatabase, TagMatch
@@ -40,14 +42,17 @@ from animagine.core._vocab import (
     ModelVersion,
     get_version,
 )
-from animagine.core._wildcards import (
-    DEFAULT_SEPARATOR,
-    MAX_DEPTH,
-    WILDCARD_MODES,
-    Template,
-    WildcardFolder,
-    expand,
-)
+
+if TYPE_CHECKING:  # imported on first use, see __getattr__: parsing a prompt needs neither
+    from animagine.core._presets import PRESET_FILE_SUFFIXES, Preset, PresetTable, presets_for
+    from animagine.core._wildcards import (
+        DEFAULT_SEPARATOR,
+        MAX_DEPTH,
+        WILDCARD_MODES,
+        Template,
+        WildcardFolder,
+        expand,
+    )
 
 __all__ = [
     "BREAK",
@@ -94,3 +99,25 @@ __all__ = [
     "presets_for",
     "render_tags",
 ]
+
+_PRESETS = ("PRESET_FILE_SUFFIXES", "Preset", "PresetTable", "presets_for")
+_WILDCARDS = (
+    "DEFAULT_SEPARATOR", "MAX_DEPTH", "WILDCARD_MODES", "Template", "WildcardFolder", "expand",
+)  # fmt: skip
+_LAZY = {
+    **dict.fromkeys(_PRESETS, "animagine.core._presets"),
+    **dict.fromkeys(_WILDCARDS, "animagine.core._wildcards"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'animagine.core' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
