@@ -43,7 +43,10 @@ TORCH = "torch==2.13.0"
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 #: What the generate extra must make importable before its tests may run.
 GENERATE_IMPORTS = "torch, diffusers, transformers, accelerate, safetensors, PIL, numpy, tqdm, "
-GENERATE_IMPORTS += "torchsde, peft, huggingface_hub"
+GENERATE_IMPORTS += (
+    "torchsde, peft, huggingface_hub, fastapi, uvicorn, platformdirs, webuiapi, playwright, "
+)
+GENERATE_IMPORTS += "nbclient, ipykernel"
 TEST_ENV = {
     "HF_HUB_OFFLINE": "1",
     "HF_HUB_DISABLE_TELEMETRY": "1",
@@ -141,7 +144,17 @@ def tests(session: nox.Session, extra: str) -> None:
     _require_python(session)
     if extra == "generate":
         _install_torch(session)
-        _install(session, "-e", ".[generate]", "--group", "test", "--group", "test-generate")
+        _install(
+            session,
+            "-e",
+            ".[generate,app]",
+            "--group",
+            "test",
+            "--group",
+            "test-generate",
+            "--group",
+            "test-app",
+        )
         # The generate tests skip themselves without the extra; here that is a failure.
         session.run("python", "-c", f"import {GENERATE_IMPORTS}", env=TEST_ENV)
     else:
@@ -164,7 +177,7 @@ def typing(session: nox.Session) -> None:
     """mypy --strict on the package (with the generate extra, so its types are checked)."""
     _require_python(session)
     _install_torch(session)
-    _install(session, "-e", ".[generate]", "--group", "typing")
+    _install(session, "-e", ".[generate,app]", "--group", "typing")
     session.run("mypy")
 
 

@@ -107,14 +107,15 @@ def add_generation_arguments(parser: argparse.ArgumentParser, title: str) -> Non
             )
 
 
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """The model flags of ``generate`` and ``batch`` (read by :func:`model_loader`)."""
+def add_model_arguments(
+    parser: argparse.ArgumentParser,
+    *,
+    default: str | None = DEFAULT_MODEL,
+    model_help: str = "hub id, diffusers folder or .safetensors file (default: %(default)s)",
+) -> None:
+    """The model flags of ``generate``, ``batch`` and ``serve`` (read by :func:`model_loader`)."""
     model = parser.add_argument_group("model")
-    model.add_argument(
-        "--model",
-        default=DEFAULT_MODEL,
-        help="hub id, diffusers folder or .safetensors file (default: %(default)s)",
-    )
+    model.add_argument("--model", default=default, help=model_help)
     model.add_argument(
         "--version",
         dest="model_version",
@@ -327,19 +328,24 @@ def check_generate(args: argparse.Namespace) -> GenerationOptions:
 def run_generate(args: argparse.Namespace) -> int:
     """Check everything, load the model, generate, save; print the written paths."""
     options = check_generate(args)
-    from animagine.extras import require  # noqa: PLC0415
-
-    torch = require("torch", what="animagine generate")
-    cuda = torch.cuda.is_available()
-    if args.dtype is None and cuda and args.device in (None, "cuda"):
-        args.dtype = "float16"  # what every Animagine XL card runs on a GPU
-    device = torch.device("cuda" if cuda else "cpu")
-    generator = model_loader(args)(device)
+    generator = load_model(args)
     result = generator(options, progress=args.progress)
     for path in result.save(args.output):
         print(path)
     print(f"seed: {', '.join(map(str, result.seeds))}", file=sys.stderr)
     return 0
+
+
+def load_model(args: argparse.Namespace) -> Generator:
+    """Load the model the flags name on the best device (float16 on CUDA unless told)."""
+    from animagine.extras import require  # noqa: PLC0415
+
+    torch = require("torch", what=f"animagine {getattr(args, 'command', 'generate')}")
+    cuda = torch.cuda.is_available()
+    if args.dtype is None and cuda and args.device in (None, "cuda"):
+        args.dtype = "float16"  # what every Animagine XL card runs on a GPU
+    device = torch.device("cuda" if cuda else "cpu")
+    return model_loader(args)(device)
 
 
 def batch_defaults(args: argparse.Namespace) -> Mapping[str, object]:

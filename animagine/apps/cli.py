@@ -777,6 +777,22 @@ examples:
         arguments="animagine.apps._batch_cli:add_batch_arguments",
         run="animagine.apps._batch_cli:main_batch",
     ),
+    Command(
+        name="serve",
+        summary="web UI and A1111-compatible API in one server (needs the app extra)",
+        description="Serve the web UI at / and an A1111-compatible HTTP API at /sdapi/v1 (OpenAPI "
+        "docs at /docs), with one queue for every generation request and a history of images. "
+        "Without --model only the prompt tools work. Binds 127.0.0.1 unless told otherwise; "
+        "Ctrl-C stops it cleanly.",
+        examples="""\
+examples:
+  animagine serve --model cagliostrolab/animagine-xl-4.0
+  animagine serve --model animagine-xl-3.1.safetensors --port 7861 --api-auth me:secret
+  animagine serve            # prompt tools only: lint, canonical order, tag search
+""",
+        arguments="animagine.apps._serve_cli:arguments",
+        run="animagine.apps._serve_cli:run",
+    ),
 )
 
 

@@ -1,0 +1,353 @@
+"""One queue of generation jobs and one worker thread per device.
+
+Every generation request, from the web UI or the A1111 API, becomes a :class:`Job` checked in
+full by :meth:`animagine.Generator.check` *before* it is queued (a bad request never waits in
+line to fail). The :class:`Worker` runs jobs one at a time, in the order they came, on its
+generator; it reports each job's place in the queue and its progress step by step, and can
+interrupt the running job (diffusers' documented ``pipe._interrupt`` switch: the pass stops at
+the next step and decodes what it has, as A1111's interrupt does). The queue is bounded: a full
+queue refuses a job with :class:`QueueFullError` at once.
+
+A job's images are kept as PNG bytes with their metadata (A1111's ``parameters`` text and our
+JSON), recorded in the :class:`~animagine.apps.serve.History` when the job asks for it. The
+worker remembers the last :data:`KEEP_JOBS` finished jobs so clients can fetch their results.
+"""
+
+from __future__ import annotations
+
+import collections
+import io
+import secrets
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+import attrs
+
+from animagine.errors import AnimagineError
+from animagine.metadata import GenerationParameters, png_info
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+    from animagine.apps.serve._history import History
+    from animagine.generation import GenerationOptions, GenerationPlan, Generator
+
+__all__ = ["DEFAULT_QUEUE_SIZE", "KEEP_JOBS", "Job", "JobState", "QueueFullError", "Worker"]
+
+#: The official demos' ``queue(max_size=20)``.
+DEFAULT_QUEUE_SIZE: Final = 20
+#: Finished jobs whose results stay available.
+KEEP_JOBS: Final = 64
+
+JobState = Literal["queued", "running", "done", "failed", "interrupted", "cancelled"]
+_FINISHED: Final = frozenset({"done", "failed", "interrupted", "cancelled"})
+
+
+class QueueFullError(AnimagineError, RuntimeError):
+    """The generation queue is full: try again later (the API answers 503)."""
+
+
+class _Interrupted(Exception):
+    """Raised inside the worker when a job is cancelled between runs."""
+
+
+def encode_png(image: Image, parameters: GenerationParameters) -> bytes:
+    """The PNG file of ``image`` with ``parameters`` in its metadata, as bytes."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", pnginfo=png_info(parameters))
+    return buffer.getvalue()
+
+
+@attrs.define(eq=False)
+class Job:
+    """One generation request: its checked runs, where it stands, and what it made.
+
+    Attributes:
+        id: A random hex id.
+        plans: The checked runs, seeds fixed (A1111's ``n_iter`` is several runs).
+        record: Whether its images go into the history.
+        state: ``queued``, ``running``, ``done``, ``failed``, ``interrupted`` or ``cancelled``.
+        created: When it was queued (seconds since the epoch).
+        started: When it started running.
+        finished: When it finished.
+        steps_total: The denoising steps of all its runs, hires passes included.
+        steps_done: The steps run so far.
+        run: The run now going (0-based).
+        images: The PNG bytes of each image, metadata included.
+        parameters: How each image was made.
+        history_ids: The history id of each image (when recorded).
+        error: What went wrong, for a failed job.
+    """
+
+    id: str
+    plans: tuple[GenerationPlan, ...]
+    record: bool
+    state: JobState = "queued"
+    created: float = attrs.field(factory=time.time)
+    started: float | None = None
+    finished: float | None = None
+    steps_total: int = 0
+    steps_done: int = 0
+    run: int = 0
+    images: list[bytes] = attrs.field(factory=list)
+    parameters: list[GenerationParameters] = attrs.field(factory=list)
+    history_ids: list[int] = attrs.field(factory=list)
+    error: str | None = None
+    interrupt_requested: bool = False
+    _event: threading.Event = attrs.field(factory=threading.Event, repr=False)
+    _monotonic_start: float = attrs.field(default=0.0, repr=False)
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        """Every image's seed, in order."""
+        return tuple(seed for plan in self.plans for seed in plan.seeds)
+
+    @property
+    def count(self) -> int:
+        """How many images the job makes."""
+        return sum(len(plan.seeds) for plan in self.plans)
+
+    @property
+    def finished_state(self) -> bool:
+        """Whether the job is over (done, failed, interrupted or cancelled)."""
+        return self.state in _FINISHED
+
+    @property
+    def progress(self) -> float:
+        """From 0 to 1."""
+        if self.state == "done":
+            return 1.0
+        if self.steps_total <= 0:
+            return 0.0
+        return min(self.steps_done / self.steps_total, 1.0)
+
+    def eta(self) -> float | None:
+        """Seconds left, estimated from the steps so far; None before the first step."""
+        if self.started is None or self.steps_done <= 0 or self.finished_state:
+            return None
+        spent = time.monotonic() - self._monotonic_start
+        return spent / self.steps_done * max(self.steps_total - self.steps_done, 0)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the job is over; False when ``timeout`` passed first."""
+        return self._event.wait(timeout)
+
+
+def _steps_of(plan: GenerationPlan) -> int:
+    per_prompt = plan.steps + (plan.hires_steps or 0)
+    return per_prompt * len(plan.by_prompt())
+
+
+class Worker:
+    """Runs generation jobs one at a time on one generator, in the order they were queued.
+
+    Args:
+        generator: The generator (one device).
+        history: Where recorded jobs' images go, or None.
+        queue_size: The most jobs waiting (the running one not counted); more are refused.
+        start: Start the worker thread now (tests may run jobs by hand with :meth:`run_next`).
+    """
+
+    def __init__(
+        self,
+        generator: Generator,
+        *,
+        history: History | None = None,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+        start: bool = True,
+    ) -> None:
+        self.generator = generator
+        self.history = history
+        self.queue_size = queue_size
+        self._pending: collections.deque[Job] = collections.deque()
+        self._jobs: collections.OrderedDict[str, Job] = collections.OrderedDict()
+        self._current: Job | None = None
+        self._condition = threading.Condition()
+        self._closing = False
+        self._thread: threading.Thread | None = None
+        self.completed = 0
+        if start:
+            self._thread = threading.Thread(target=self._loop, name="animagine-worker", daemon=True)
+            self._thread.start()
+
+    # -- queueing ------------------------------------------------------------------------------
+
+    def check(self, options: Sequence[GenerationOptions]) -> tuple[GenerationPlan, ...]:
+        """Check runs as :meth:`submit` does, without queueing them: their plans, seeds fixed.
+
+        Raises:
+            AnimagineError: the generator's checks (the message names the option).
+        """
+        plans = []
+        for run in options:
+            plan = self.generator.check(run)
+            if run.seed is None:  # the drawn seed becomes part of the request
+                plan = self.generator.check(attrs.evolve(run, seed=plan.seeds[0]))
+            plans.append(plan)
+        return tuple(plans)
+
+    def submit(self, options: Sequence[GenerationOptions], *, record: bool = True) -> Job:
+        """Check the runs of one request and queue them as one job.
+
+        Raises:
+            AnimagineError: a run that does not pass the generator's checks.
+            QueueFullError: :attr:`queue_size` jobs are already waiting.
+        """
+        if not options:
+            raise AnimagineError("a job needs at least one run")
+        plans = self.check(options)
+        job = Job(
+            id=secrets.token_hex(8),
+            plans=plans,
+            record=record and self.history is not None,
+            steps_total=sum(_steps_of(plan) for plan in plans),
+        )
+        with self._condition:
+            if self._closing:
+                raise QueueFullError("the server is shutting down")
+            if len(self._pending) >= self.queue_size:
+                raise QueueFullError(
+                    f"the generation queue is full ({self.queue_size} waiting); try again later"
+                )
+            self._pending.append(job)
+            self._remember(job)
+            self._condition.notify_all()
+        return job
+
+    def _remember(self, job: Job) -> None:
+        self._jobs[job.id] = job
+        while len(self._jobs) > KEEP_JOBS + self.queue_size + 1:
+            oldest = next(iter(self._jobs.values()))
+            if not oldest.finished_state:
+                break
+            self._jobs.popitem(last=False)
+
+    def job(self, job_id: str) -> Job | None:
+        """The job ``job_id`` (queued, running or among the last finished), or None."""
+        with self._condition:
+            return self._jobs.get(job_id)
+
+    def position(self, job: Job) -> int | None:
+        """0 for the running job, 1 for the next one..., None for a finished job."""
+        with self._condition:
+            if job is self._current:
+                return 0
+            try:
+                return self._pending.index(job) + 1
+            except ValueError:
+                return None
+
+    @property
+    def current(self) -> Job | None:
+        """The running job, or None."""
+        return self._current
+
+    @property
+    def waiting(self) -> int:
+        """How many jobs wait (the running one not counted)."""
+        with self._condition:
+            return len(self._pending)
+
+    def interrupt(self, job_id: str | None = None) -> bool:
+        """Stop a job: the running one stops at its next step and keeps what it has; a queued
+        one is cancelled. Without ``job_id``, the running job. False when there was none."""
+        with self._condition:
+            if job_id is None or (self._current is not None and self._current.id == job_id):
+                if self._current is None:
+                    return False
+                self._current.interrupt_requested = True
+                return True
+            for job in self._pending:
+                if job.id == job_id:
+                    self._pending.remove(job)
+                    job.state = "cancelled"
+                    job.finished = time.time()
+                    job._event.set()
+                    return True
+        return False
+
+    def close(self, timeout: float | None = 30.0) -> None:
+        """Cancel the waiting jobs, interrupt the running one and stop the thread."""
+        with self._condition:
+            self._closing = True
+            while self._pending:
+                job = self._pending.popleft()
+                job.state = "cancelled"
+                job.finished = time.time()
+                job._event.set()
+            if self._current is not None:
+                self._current.interrupt_requested = True
+            self._condition.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    # -- running -------------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while True:
+            with self._condition:
+                while not self._pending and not self._closing:
+                    self._condition.wait()
+                if self._closing and not self._pending:
+                    return
+            self.run_next()
+
+    def run_next(self) -> Job | None:
+        """Run the next waiting job to its end (the worker thread's loop calls this)."""
+        with self._condition:
+            if not self._pending:
+                return None
+            job = self._pending.popleft()
+            self._current = job
+            job.state = "running"
+            job.started = time.time()
+            job._monotonic_start = time.monotonic()
+        try:
+            self._run(job)
+            job.state = "interrupted" if job.interrupt_requested else "done"
+        except _Interrupted:
+            job.state = "interrupted"
+        except Exception as error:  # reported to the client, never lost
+            job.state = "failed"
+            job.error = _describe(error)
+        finally:
+            job.finished = time.time()
+            with self._condition:
+                self._current = None
+                self.completed += 1
+            job._event.set()
+        return job
+
+    def _run(self, job: Job) -> None:
+        callback = _step_callback(job)
+        for index, plan in enumerate(job.plans):
+            if job.interrupt_requested:
+                raise _Interrupted
+            job.run = index
+            result = self.generator(plan.options, callback_on_step_end=callback, progress=False)
+            for image, parameters in zip(result.images, result.parameters, strict=True):
+                data = encode_png(image, parameters)
+                job.images.append(data)
+                job.parameters.append(parameters)
+                if job.record and self.history is not None:
+                    job.history_ids.append(self.history.add(data, parameters))
+
+
+def _step_callback(job: Job) -> Callable[..., Any]:
+    def on_step_end(
+        pipe: Any, step: int, timestep: Any, callback_kwargs: dict[str, Any]
+    ) -> dict[str, Any]:
+        job.steps_done += 1
+        if job.interrupt_requested:
+            pipe._interrupt = True  # diffusers' documented way to stop a pass early
+        return callback_kwargs
+
+    return on_step_end
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, AnimagineError):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
