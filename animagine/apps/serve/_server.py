@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import time
@@ -32,8 +33,9 @@ def run_server(
 
     Once the socket listens, one line with the address is written to ``stream`` (default
     stdout) and ``on_ready`` is called with the URL. ``port=0`` takes a free port (the line says
-    which). Ctrl-C or SIGTERM stops accepting, lets running requests finish, runs the app's
-    shutdown (the worker stops, the history closes) and returns.
+    which). Ctrl-C stops accepting, lets running requests finish, runs the app's shutdown (the
+    worker stops, the history closes) and returns; SIGTERM does the same, then ends the process
+    with that signal, as uvicorn does.
     """
     uvicorn = require("uvicorn", what="animagine serve")
     config = uvicorn.Config(
@@ -64,5 +66,8 @@ def run_server(
 
     watcher = threading.Thread(target=announce, name="animagine-announce", daemon=True)
     watcher.start()
-    server.run()
+    # uvicorn shuts down gracefully on Ctrl-C, then raises the captured interrupt again.
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
     watcher.join(1)
+    print("animagine serve: stopped", file=out, flush=True)
