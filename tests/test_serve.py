@@ -285,6 +285,33 @@ def test_the_worker_thread_serves_and_closes(gen: Any) -> None:
         worker.submit([options()])
 
 
+@pytest.mark.generate
+def test_one_thread_per_generator_shares_the_queue(gen: Any) -> None:
+    both_running = threading.Event()
+    started: list[str] = []
+    lock = threading.Lock()
+
+    def spy(name: str) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with lock:
+                started.append(name)
+                if len(started) == 2:
+                    both_running.set()
+            # Each waits until both generators are busy: only two threads get here together.
+            assert both_running.wait(30), "the second generator never started"
+            return gen(*args, **kwargs)
+
+        return type(name, (), {"__call__": staticmethod(call), "check": gen.check})()
+
+    worker = Worker([spy("first"), spy("second")], start=True)
+    jobs = [worker.submit([options(seed=n)]) for n in range(2)]
+    for job in jobs:
+        assert job.wait(60)
+    assert sorted(started) == ["first", "second"]
+    assert [job.state for job in jobs] == ["done", "done"]
+    worker.close()
+
+
 # --- the app and its guards -----------------------------------------------------------------
 
 

@@ -15,7 +15,11 @@ __all__ = ["arguments", "run"]
 
 
 def arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``serve`` command's arguments (imports nothing heavy)."""
+    """Add the ``serve`` command's arguments (imports nothing heavy).
+
+    ``--device`` may name several devices, comma-separated: the model is loaded on each and
+    each gets a worker thread, all serving the one queue.
+    """
     add_model_arguments(
         parser,
         default=None,
@@ -100,15 +104,25 @@ def run(args: argparse.Namespace) -> int:
     except AnimagineError as error:
         raise CommandError(str(error).replace("max_body_bytes", "--max-body")) from None
     version = None if args.model_version is None else get_version(args.model_version)
-    generator = None
+    generators = []
     if args.model is not None:
-        check_model_arguments(args)
-        generator = load_model(args)
+        # One copy of the model per device (--device cuda:0,cuda:1), one worker thread each.
+        devices = [None] if args.device is None else [d.strip() for d in args.device.split(",")]
+        if len(set(devices)) != len(devices) or "" in devices:
+            raise CommandError(f"--device {args.device!r}: each device once, comma-separated")
+        for device in devices:
+            args.device = device
+            check_model_arguments(args)
+        for device in devices:
+            args.device = device
+            generators.append(load_model(args))
     history = None
     if not args.no_history:
         history = History(args.history if args.history is not None else default_history_path())
-    app = create_app(generator, version=version, history=history, config=config, model=args.model)
-    if generator is None:
+    app = create_app(
+        generators or None, version=version, history=history, config=config, model=args.model
+    )
+    if not generators:
         print(
             "animagine serve: no --model; the prompt tools work, generation needs --model",
             file=sys.stderr,

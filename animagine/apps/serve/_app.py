@@ -174,7 +174,7 @@ class NoModelError(AnimagineError, RuntimeError):
 
 
 def create_app(
-    generator: Generator | None = None,
+    generator: Generator | Sequence[Generator] | None = None,
     *,
     version: str | ModelVersion | None = None,
     history: History | str | os.PathLike[str] | None = None,
@@ -184,7 +184,8 @@ def create_app(
     """The ASGI app of ``animagine serve``: web UI, its JSON API and A1111's API.
 
     Args:
-        generator: The generator that serves generation requests; None serves the prompt tools
+        generator: The generator that serves generation requests, or several (the same model on
+            several devices: one worker thread each, one queue); None serves the prompt tools
             only (generation requests get ``503``).
         version: The model version of the prompt tools; default the generator's, else 4.0.
         history: A :class:`History`, or the path of its database; None keeps no history.
@@ -199,17 +200,18 @@ def create_app(
     config = ServeConfig() if config is None else config
     if not isinstance(config, ServeConfig):
         raise WrongTypeError(f"config must be a ServeConfig, got {type(config).__name__}")
-    resolved = _version(generator, version)
+    generators = [] if generator is None else _generators(generator)
+    resolved = _version(generators, version)
     store = history if isinstance(history, History) or history is None else History(history)
     worker = None
-    if generator is not None:
-        worker = Worker(generator, history=store, queue_size=config.queue_size)
+    if generators:
+        worker = Worker(generators, history=store, queue_size=config.queue_size)
     service = Service(
         version=resolved,
         config=config,
         worker=worker,
         history=store,
-        model=model if model is not None else (None if generator is None else generator.model),
+        model=model if model is not None or not generators else generators[0].model,
     )
 
     @asynccontextmanager
@@ -251,15 +253,25 @@ def create_app(
     return built
 
 
-def _version(generator: Generator | None, version: str | ModelVersion | None) -> ModelVersion:
-    if generator is None:
+def _generators(value: Generator | Sequence[Generator]) -> list[Generator]:
+    generators = list(value) if isinstance(value, Sequence) else [value]
+    if not generators:
+        raise InvalidArgumentError("generator: an empty list; pass None to serve no model")
+    if len({each.version.name for each in generators}) > 1:
+        raise InvalidArgumentError("the generators are of different model versions")
+    return generators
+
+
+def _version(generators: list[Generator], version: str | ModelVersion | None) -> ModelVersion:
+    if not generators:
         return get_version("v4" if version is None else version)
-    if version is not None and get_version(version) != generator.version:
+    first = generators[0]
+    if version is not None and get_version(version) != first.version:
         raise InvalidArgumentError(
             f"version {get_version(version).name!r} disagrees with the generator's"
-            f" ({generator.version.name!r})"
+            f" ({first.version.name!r})"
         )
-    return generator.version
+    return first.version
 
 
 def _install_handlers(app: FastAPI) -> None:

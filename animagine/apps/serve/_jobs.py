@@ -1,12 +1,12 @@
-"""One queue of generation jobs and one worker thread per device.
+"""One queue of generation jobs, and one worker thread per device.
 
 Every generation request, from the web UI or the A1111 API, becomes a :class:`Job` checked in
 full by :meth:`animagine.Generator.check` *before* it is queued (a bad request never waits in
-line to fail). The :class:`Worker` runs jobs one at a time, in the order they came, on its
-generator; it reports each job's place in the queue and its progress step by step, and can
-interrupt the running job (diffusers' documented ``pipe._interrupt`` switch: the pass stops at
-the next step and decodes what it has, as A1111's interrupt does). The queue is bounded: a full
-queue refuses a job with :class:`QueueFullError` at once.
+line to fail). The :class:`Worker` runs jobs in the order they came, one at a time on each of
+its generators (one per device); it reports each job's place in the queue and its progress
+step by step, and can interrupt a running job (diffusers' documented ``pipe._interrupt``
+switch: the pass stops at the next step and decodes what it has, as A1111's interrupt does).
+The queue is bounded: a full queue refuses a job with :class:`QueueFullError` at once.
 
 A job's images are kept as PNG bytes with their metadata (A1111's ``parameters`` text and our
 JSON), recorded in the :class:`~animagine.apps.serve.History` when the job asks for it. The
@@ -141,36 +141,54 @@ def _steps_of(plan: GenerationPlan) -> int:
 
 
 class Worker:
-    """Runs generation jobs one at a time on one generator, in the order they were queued.
+    """Runs generation jobs in the order they were queued: one thread per generator (device).
 
     Args:
-        generator: The generator (one device).
+        generator: The generator, or several (one per device, the same model on each): every
+            job goes to the first one that is free.
         history: Where recorded jobs' images go, or None.
-        queue_size: The most jobs waiting (the running one not counted); more are refused.
-        start: Start the worker thread now (tests may run jobs by hand with :meth:`run_next`).
+        queue_size: The most jobs waiting (the running ones not counted); more are refused.
+        start: Start the worker threads now (tests may run jobs by hand with :meth:`run_next`).
     """
 
     def __init__(
         self,
-        generator: Generator,
+        generator: Generator | Sequence[Generator],
         *,
         history: History | None = None,
         queue_size: int = DEFAULT_QUEUE_SIZE,
         start: bool = True,
     ) -> None:
-        self.generator = generator
+        generators = list(generator) if isinstance(generator, Sequence) else [generator]
+        if not generators:
+            raise AnimagineError("a worker needs at least one generator")
+        #: The generators, one per device; the first checks requests.
+        self.generators = generators
         self.history = history
         self.queue_size = queue_size
         self._pending: collections.deque[Job] = collections.deque()
         self._jobs: collections.OrderedDict[str, Job] = collections.OrderedDict()
-        self._current: Job | None = None
+        self._running: list[Job] = []
         self._condition = threading.Condition()
         self._closing = False
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self.completed = 0
         if start:
-            self._thread = threading.Thread(target=self._loop, name="animagine-worker", daemon=True)
-            self._thread.start()
+            for index, each in enumerate(generators):
+                thread = threading.Thread(
+                    target=self._loop, args=(each,), name=f"animagine-worker-{index}", daemon=True
+                )
+                thread.start()
+                self._threads.append(thread)
+
+    @property
+    def generator(self) -> Generator:
+        """The first generator: the one that checks requests."""
+        return self.generators[0]
+
+    @generator.setter
+    def generator(self, value: Generator) -> None:
+        self.generators[0] = value
 
     # -- queueing ------------------------------------------------------------------------------
 
@@ -213,12 +231,12 @@ class Worker:
                 )
             self._pending.append(job)
             self._remember(job)
-            self._condition.notify_all()
+            self._condition.notify()
         return job
 
     def _remember(self, job: Job) -> None:
         self._jobs[job.id] = job
-        while len(self._jobs) > KEEP_JOBS + self.queue_size + 1:
+        while len(self._jobs) > KEEP_JOBS + self.queue_size + len(self.generators):
             oldest = next(iter(self._jobs.values()))
             if not oldest.finished_state:
                 break
@@ -230,9 +248,9 @@ class Worker:
             return self._jobs.get(job_id)
 
     def position(self, job: Job) -> int | None:
-        """0 for the running job, 1 for the next one..., None for a finished job."""
+        """0 for a running job, 1 for the next one to start..., None for a finished job."""
         with self._condition:
-            if job is self._current:
+            if job in self._running:
                 return 0
             try:
                 return self._pending.index(job) + 1
@@ -241,23 +259,30 @@ class Worker:
 
     @property
     def current(self) -> Job | None:
-        """The running job, or None."""
-        return self._current
+        """The running job that started first, or None."""
+        with self._condition:
+            return self._running[0] if self._running else None
+
+    @property
+    def running(self) -> tuple[Job, ...]:
+        """The running jobs, one per busy generator."""
+        with self._condition:
+            return tuple(self._running)
 
     @property
     def waiting(self) -> int:
-        """How many jobs wait (the running one not counted)."""
+        """How many jobs wait (the running ones not counted)."""
         with self._condition:
             return len(self._pending)
 
     def interrupt(self, job_id: str | None = None) -> bool:
-        """Stop a job: the running one stops at its next step and keeps what it has; a queued
-        one is cancelled. Without ``job_id``, the running job. False when there was none."""
+        """Stop a job: a running one stops at its next step and keeps what it has; a queued
+        one is cancelled. Without ``job_id``, every running job. False when there was none."""
         with self._condition:
-            if job_id is None or (self._current is not None and self._current.id == job_id):
-                if self._current is None:
-                    return False
-                self._current.interrupt_requested = True
+            targets = [job for job in self._running if job_id is None or job.id == job_id]
+            for job in targets:
+                job.interrupt_requested = True
+            if targets:
                 return True
             for job in self._pending:
                 if job.id == job_id:
@@ -269,7 +294,7 @@ class Worker:
         return False
 
     def close(self, timeout: float | None = 30.0) -> None:
-        """Cancel the waiting jobs, interrupt the running one and stop the thread."""
+        """Cancel the waiting jobs, interrupt the running ones and stop the threads."""
         with self._condition:
             self._closing = True
             while self._pending:
@@ -277,35 +302,36 @@ class Worker:
                 job.state = "cancelled"
                 job.finished = time.time()
                 job._event.set()
-            if self._current is not None:
-                self._current.interrupt_requested = True
+            for job in self._running:
+                job.interrupt_requested = True
             self._condition.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        for thread in self._threads:
+            thread.join(timeout)
 
     # -- running -------------------------------------------------------------------------------
 
-    def _loop(self) -> None:
+    def _loop(self, generator: Generator) -> None:
         while True:
             with self._condition:
                 while not self._pending and not self._closing:
                     self._condition.wait()
                 if self._closing and not self._pending:
                     return
-            self.run_next()
+            self.run_next(generator)
 
-    def run_next(self) -> Job | None:
-        """Run the next waiting job to its end (the worker thread's loop calls this)."""
+    def run_next(self, generator: Generator | None = None) -> Job | None:
+        """Run the next waiting job to its end on ``generator`` (default: the first); the
+        worker threads call this."""
         with self._condition:
             if not self._pending:
                 return None
             job = self._pending.popleft()
-            self._current = job
+            self._running.append(job)
             job.state = "running"
             job.started = time.time()
             job._monotonic_start = time.monotonic()
         try:
-            self._run(job)
+            self._run(job, self.generator if generator is None else generator)
             job.state = "interrupted" if job.interrupt_requested else "done"
         except _Interrupted:
             job.state = "interrupted"
@@ -315,18 +341,18 @@ class Worker:
         finally:
             job.finished = time.time()
             with self._condition:
-                self._current = None
+                self._running.remove(job)
                 self.completed += 1
             job._event.set()
         return job
 
-    def _run(self, job: Job) -> None:
+    def _run(self, job: Job, generator: Generator) -> None:
         callback = _step_callback(job)
         for index, plan in enumerate(job.plans):
             if job.interrupt_requested:
                 raise _Interrupted
             job.run = index
-            result = self.generator(plan.options, callback_on_step_end=callback, progress=False)
+            result = generator(plan.options, callback_on_step_end=callback, progress=False)
             for image, parameters in zip(result.images, result.parameters, strict=True):
                 data = encode_png(image, parameters)
                 job.images.append(data)
