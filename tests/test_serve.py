@@ -477,6 +477,28 @@ def test_serve_with_the_tiny_model_and_ctrl_c(tiny_model_paths: Any, tmp_path: P
     assert "Traceback" not in err
 
 
+def test_serve_refuses_a_taken_port_before_loading(capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    from animagine.apps.cli import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--port", str(port), "--model", "/no/such/model"]) == 2
+    err = capsys.readouterr().err
+    # The model flags are checked first (no load), then the address.
+    assert "/no/such/model" in err
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--port", str(port), "--no-history"]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot listen on 127.0.0.1:{port}" in err
+
+
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
@@ -485,6 +507,8 @@ def test_serve_with_the_tiny_model_and_ctrl_c(tiny_model_paths: Any, tmp_path: P
         (["--history", "x.sqlite3", "--no-history"], "exclude each other"),
         (["--wildcards", "/no/such/folder"], "no such file"),
         (["--queue-size", "0"], "queue_size must be a positive integer"),
+        (["--host", "no-such-host.invalid"], "--host 'no-such-host.invalid'"),
+        (["--presets", __file__], "presets"),
     ],
 )
 def test_serve_bad_flags_are_one_line(

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import socket
 import sys
 from pathlib import Path
 
 from animagine.apps._generation_cli import add_model_arguments, check_model_arguments, load_model
 from animagine.apps.cli import CommandError
-from animagine.core import get_version
+from animagine.core import get_version, presets_for
 from animagine.errors import AnimagineError
 
 __all__ = ["arguments", "run"]
@@ -104,21 +105,30 @@ def run(args: argparse.Namespace) -> int:
     except AnimagineError as error:
         raise CommandError(str(error).replace("max_body_bytes", "--max-body")) from None
     version = None if args.model_version is None else get_version(args.model_version)
-    generators = []
-    if args.model is not None:
+    if args.wildcards is not None and not Path(args.wildcards).is_dir():
+        raise CommandError(f"--wildcards {args.wildcards}: not a folder")
+    if args.presets is not None:
+        presets_for(version or "v4", file=args.presets)  # a file that does not read, now
+    # Everything is checked before the model loads (minutes): flags, the address, the history.
+    devices: list[str | None] = [None]
+    if args.model is not None and args.device is not None:
         # One copy of the model per device (--device cuda:0,cuda:1), one worker thread each.
-        devices = [None] if args.device is None else [d.strip() for d in args.device.split(",")]
+        devices = [device.strip() for device in args.device.split(",")]
         if len(set(devices)) != len(devices) or "" in devices:
             raise CommandError(f"--device {args.device!r}: each device once, comma-separated")
+    if args.model is not None:
         for device in devices:
             args.device = device
             check_model_arguments(args)
-        for device in devices:
-            args.device = device
-            generators.append(load_model(args))
+    _check_address(args.host, args.port)
     history = None
     if not args.no_history:
         history = History(args.history if args.history is not None else default_history_path())
+    generators = []
+    if args.model is not None:
+        for device in devices:
+            args.device = device
+            generators.append(load_model(args))
     app = create_app(
         generators or None, version=version, history=history, config=config, model=args.model
     )
@@ -129,3 +139,20 @@ def run(args: argparse.Namespace) -> int:
         )
     run_server(app, host=args.host, port=args.port)
     return 0
+
+
+def _check_address(host: str, port: int) -> None:
+    """Bind ``host:port`` once and let go: a taken port or an unknown host, said now."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as error:
+        raise CommandError(f"--host {host!r}: {error.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as error:
+            raise CommandError(
+                f"cannot listen on {host}:{port}: {error.strerror or error}"
+            ) from None
