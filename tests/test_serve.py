@@ -194,6 +194,11 @@ def test_worker_runs_jobs_in_order_and_records_them(gen: Any) -> None:
     assert worker.position(second) == 1
     assert first.seeds == (5, 6)
     assert first.steps_done == first.steps_total == 2
+    assert first.image_progress() == [1.0, 1.0]
+    assert second.image_progress() == [0.0, 0.0]
+    second.steps_done = 3  # the first run (2 steps) done, the second half way
+    assert second.image_progress() == [1.0, 0.5]
+    second.steps_done = 0
     images = [Image.open(io.BytesIO(data)) for data in first.images]
     assert [read_parameters(image).seed for image in images] == [5, 6]
     assert first.history_ids == [1, 2]

@@ -123,6 +123,21 @@ class Job:
             return 0.0
         return min(self.steps_done / self.steps_total, 1.0)
 
+    def image_progress(self) -> list[float]:
+        """Each image's progress, from 0 to 1, in seed order.
+
+        The images of one run are denoised together, so they share its progress; the runs of a
+        job (A1111's ``n_iter``) go one after another.
+        """
+        done = self.steps_done
+        progress: list[float] = []
+        for plan in self.plans:
+            steps = _steps_of(plan)
+            share = 1.0 if self.state == "done" else min(max(done / steps, 0.0), 1.0)
+            progress.extend([share] * len(plan.seeds))
+            done -= steps
+        return progress
+
     def eta(self) -> float | None:
         """Seconds left, estimated from the steps so far; None before the first step."""
         if self.started is None or self.steps_done <= 0 or self.finished_state:
