@@ -18,7 +18,7 @@ PUBLIC = {
     "GenerationTypeError", "HiresParameters", "MetadataError", "ModelLoadError",
     "UnsupportedPipelineError", "BatchInputError", "GenerationOptions", "GenerationPlan",
     "InvalidArgumentError", "MissingDependencyError", "MissingFileError", "NotAFileError",
-    "PromptEncoder", "PromptTooLongError", "WrongTypeError",
+    "PromptEncoder", "PromptTooLongError", "WrongTypeError", "Diagnostics",
 }  # fmt: skip
 
 

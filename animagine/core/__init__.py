@@ -20,7 +20,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from animagine.core._grammar import MAX_PROMPT_CHARS, TERMINALS, ParsedTag, parse_tags, render_tags
-from animagine.core._lint import CODES, Diagnostic, Edit, apply_fixes, lint
+from animagine.core._lint import CODES, Diagnostic, Diagnostics, Edit, apply_fixes, lint
 from animagine.core._order import (
     ORDER_TERMINALS,
     OrderRules,
@@ -69,6 +69,7 @@ __all__ = [
     "WEIGHT_FILE_SUFFIXES",
     "WILDCARD_MODES",
     "Diagnostic",
+    "Diagnostics",
     "Edit",
     "GenerationDefaults",
     "ModelVersion",

@@ -14,6 +14,7 @@ from typing import Final, Literal
 import attrs
 
 from animagine.core._classify import Classified, classify, convert_special
+from animagine.core._display import diagnostic_html, diagnostics_html
 from animagine.core._grammar import ParsedTag, check_text, parse_tags
 from animagine.core._order import ORDER_TERMINALS, OrderRules, order_rules, terminal_of
 from animagine.core._tag import Tag, format_weight
@@ -21,7 +22,7 @@ from animagine.core._tagdb import DatabaseMemo, TagDatabase, database_or_default
 from animagine.core._vocab import VERSIONS, ModelVersion, get_version
 from animagine.errors import InvalidArgumentError, PromptSyntaxError, WrongTypeError
 
-__all__ = ["CODES", "Diagnostic", "Edit", "apply_fixes", "lint"]
+__all__ = ["CODES", "Diagnostic", "Diagnostics", "Edit", "apply_fixes", "lint"]
 
 Severity = Literal["error", "warning", "info"]
 
@@ -103,6 +104,30 @@ class Diagnostic:
         line = text.count("\n", 0, self.start) + 1
         column = self.start - (text.rfind("\n", 0, self.start) + 1) + 1
         return line, column
+
+    def _repr_html_(self) -> str:
+        """The finding as a one-row table, for notebooks."""
+        return diagnostic_html(self)
+
+
+class Diagnostics(list[Diagnostic]):
+    """What :func:`lint` returns: a list of :class:`Diagnostic` that knows the linted text.
+
+    It is a plain ``list`` in every other way (and equal to a list of the same findings); in a
+    notebook it shows as a table: line:column, severity, code, the tag, message and fix.
+
+    Attributes:
+        text: The linted text, which gives the findings' lines and columns; None when the
+            findings were gathered without it (then places show as character offsets).
+    """
+
+    def __init__(self, diagnostics: Iterable[Diagnostic] = (), *, text: str | None = None) -> None:
+        super().__init__(diagnostics)
+        self.text = text
+
+    def _repr_html_(self) -> str:
+        """The findings as a table, for notebooks."""
+        return diagnostics_html(self, self.text)
 
 
 def _diagnostic(
@@ -272,10 +297,11 @@ def lint(
     *,
     version: str | ModelVersion = "v4",
     database: TagDatabase | None = None,
-) -> list[Diagnostic]:
+) -> Diagnostics:
     """Check prompt text for a model version.
 
-    Returns diagnostics sorted by position. Codes (docs/lint.md explains each): ``syntax``,
+    Returns diagnostics sorted by position, as a :class:`Diagnostics` (a ``list`` that shows as
+    a table in a notebook). Codes (docs/lint.md explains each): ``syntax``,
     ``rating-conflict``, ``order``, ``wrong-version``, ``alias``, ``unescaped-parens``,
     ``probable-weight``, ``duplicate``, ``suspicious-weight``, ``nsfw-risk``, ``year-conflict``,
     ``unknown-tag``. A text that cannot be parsed gives one ``syntax`` diagnostic instead of
@@ -298,7 +324,7 @@ def lint(
         items = parse_tags(text)
     except PromptSyntaxError as error:
         end = min(error.offset + 1, len(text))
-        return [_diagnostic("syntax", error.reason, error.offset, end)]
+        return Diagnostics([_diagnostic("syntax", error.reason, error.offset, end)], text=text)
     found = classify(items, resolved, database)
     out = order_violations(text, found, resolved)
     knows_general = _knows_general(database)
@@ -402,7 +428,7 @@ def lint(
                 )
             )
     out.sort(key=lambda d: (d.start, d.code))
-    return out
+    return Diagnostics(out, text=text)
 
 
 def _weights(tag: Tag) -> list[float]:

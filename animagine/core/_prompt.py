@@ -8,8 +8,9 @@ from typing import Any, Final
 import attrs
 
 from animagine.core._classify import Classified, Slot, classify, convert_special, rating_entry
-from animagine.core._grammar import ParsedTag, parse_tags, render_tags
-from animagine.core._lint import order_violations
+from animagine.core._display import prompt_html
+from animagine.core._grammar import MAX_PROMPT_CHARS, ParsedTag, parse_tags, render_tags
+from animagine.core._lint import lint, order_violations
 from animagine.core._order import order_rules, terminal_of
 from animagine.core._tag import Tag
 from animagine.core._tagdb import TagDatabase, database_or_default
@@ -341,6 +342,12 @@ class Prompt:
 
     def __len__(self) -> int:
         return len(self.tags)
+
+    def _repr_html_(self) -> str:
+        """For notebooks: the tags coloured by slot, weights shown, and :func:`lint`'s findings."""
+        text = str(self)
+        findings = lint(text, version=self.version) if len(text) <= MAX_PROMPT_CHARS else None
+        return prompt_html(self.version, self.tags, self.slots, text, findings)
 
     # -- changing --------------------------------------------------------------------------
 

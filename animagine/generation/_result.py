@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+import base64
 import errno
+import io
 import os
 from collections.abc import Iterable
+from html import escape
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import attrs
 
 from animagine.errors import GenerationArgumentError, GenerationTypeError
-from animagine.metadata import GenerationParameters, write_png
+from animagine.metadata import GenerationParameters, png_info, write_png
 
 if TYPE_CHECKING:
     from PIL.Image import Image
 
 __all__ = ["GenerationResult", "check_output", "png_names"]
+
+#: How wide a notebook shows an image alone, and each image of several (CSS pixels).
+_DISPLAY_WIDTH: Final = 512
+_GRID_WIDTH: Final = 256
+#: Embedded copies are at most this many times the display width (sharp on HiDPI screens).
+_DENSITY: Final = 2
 
 
 def _free_name(directory: Path, stem: str) -> Path:
@@ -47,6 +56,26 @@ class GenerationResult:
     def image(self) -> Image:
         """The first image."""
         return self.images[0]
+
+    def _repr_png_(self) -> bytes | None:
+        """For notebooks: the first image as PNG, its parameters in the metadata."""
+        if not self.images:
+            return None
+        return _png_bytes(self.images[0], self.parameters[0])
+
+    def _repr_html_(self) -> str:
+        """For notebooks: the images side by side, each with its seed and parameters."""
+        width = _DISPLAY_WIDTH if len(self.images) == 1 else _GRID_WIDTH
+        figures = "".join(
+            _figure(image, seed, parameters, width)
+            for image, seed, parameters in zip(
+                self.images, self.seeds, self.parameters, strict=True
+            )
+        )
+        return (
+            '<div class="animagine-result" style="display:flex;flex-wrap:wrap;gap:12px;'
+            f'align-items:flex-start;">{figures}</div>'
+        )
 
     def save(self, path: str | os.PathLike[str]) -> list[Path]:
         """Save the images as PNGs with their parameters in the metadata; never overwrite.
@@ -90,6 +119,41 @@ class GenerationResult:
             write_png(image, name, parameters)
             for name, (image, parameters) in zip(names, items, strict=True)
         ]
+
+
+def _png_bytes(image: Image, parameters: GenerationParameters | None) -> bytes:
+    """``image`` encoded as PNG, with ``parameters`` in its metadata when given."""
+    buffer = io.BytesIO()
+    if parameters is None:
+        image.save(buffer, format="PNG")
+    else:
+        image.save(buffer, format="PNG", pnginfo=png_info(parameters))
+    return buffer.getvalue()
+
+
+def _figure(image: Image, seed: int, parameters: GenerationParameters, width: int) -> str:
+    """One image as an inline PNG at most ``width`` wide, its seed and infotext under it."""
+    shown = min(image.width, width)
+    limit = shown * _DENSITY
+    embedded = image
+    if image.width > limit:  # a smaller copy keeps the notebook file small
+        from PIL import Image as PILImage
+
+        embedded = image.resize(
+            (limit, max(1, round(image.height * limit / image.width))),
+            PILImage.Resampling.LANCZOS,
+        )
+    data = base64.b64encode(_png_bytes(embedded, None)).decode("ascii")
+    infotext = escape(parameters.to_infotext())
+    return (
+        f'<figure style="margin:0;width:{shown}px;max-width:100%;">'
+        f'<img src="data:image/png;base64,{data}" alt="seed {seed}" width="{shown}" '
+        f'style="width:{shown}px;max-width:100%;height:auto;display:block;">'
+        f'<figcaption style="font-size:0.8em;"><div><b>seed {seed}</b>'
+        f" ({image.width}x{image.height})</div>"
+        '<pre style="white-space:pre-wrap;word-break:break-word;margin:2px 0 0;'
+        f'font-size:0.95em;">{infotext}</pre></figcaption></figure>'
+    )
 
 
 def png_names(target: Path, count: int) -> list[Path]:
