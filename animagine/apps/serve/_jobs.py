@@ -150,9 +150,18 @@ class Job:
         return self._event.wait(timeout)
 
 
+def pass_steps(plan: GenerationPlan) -> int:
+    """The denoising steps of one pass of ``plan`` (one distinct prompt): the first pass's and
+    the hires pass's, which runs ``int(hires_steps * strength)`` of its steps (as diffusers'
+    img2img does)."""
+    hires = 0
+    if plan.hires is not None and plan.hires_steps is not None:
+        hires = int(plan.hires_steps * plan.hires.strength)
+    return plan.steps + hires
+
+
 def _steps_of(plan: GenerationPlan) -> int:
-    per_prompt = plan.steps + (plan.hires_steps or 0)
-    return per_prompt * len(plan.by_prompt())
+    return pass_steps(plan) * len(plan.by_prompt())
 
 
 class Worker:
