@@ -196,11 +196,21 @@ def test_infotext_layout() -> None:
         FULL.prompt,
         "Negative prompt: " + FULL.negative_prompt,
         "Steps: 28, Sampler: Euler a, CFG scale: 5, Seed: 123456789, Size: 832x1216, "
-        "Model hash: 6327eca98b, Model: cagliostrolab/animagine-xl-4.0, Clip skip: 2, "
+        "Model hash: 6327eca98b, Model: cagliostrolab/animagine-xl-4.0, Clip skip: 4, "
         "Denoising strength: 0.55, Hires upscale: 1.5, Hires steps: 10, "
         'Hires upscaler: Latent (nearest-exact), Lora hashes: "add_detail: 7c6bad76eb54, x: 1", '
         "ENSD: 31337, Animagine version: v4",
     ]
+
+
+@pytest.mark.parametrize(("written", "read"), [("1", None), ("2", None), ("3", 1), ("12", 10)])
+def test_infotext_clip_skip_is_a1111s_count(written: str, read: int | None) -> None:
+    line = "1girl\nSteps: 28, Sampler: Euler a, CFG scale: 5, Seed: 1, Size: 64x64, Clip skip: "
+    line += written
+    params = GenerationParameters.from_infotext(line)
+    assert params.clip_skip == read
+    if read is not None:
+        assert f"Clip skip: {written}" in params.to_infotext()
 
 
 def test_infotext_without_negative_prompt_has_no_negative_line() -> None:
@@ -279,10 +289,11 @@ def test_a1111_fixture_plain() -> None:
     assert params.negative_prompt.endswith("scan, [abstract]")
     assert (params.steps, params.sampler, params.guidance_scale) == (28, "Euler a", 7.0)
     assert (params.seed, params.width, params.height) == (1234567890, 832, 1216)
+    # A1111's "Clip skip: 2" is SDXL's default layer (the penultimate): no skip.
     assert (params.model, params.model_hash, params.clip_skip) == (
         "animagine-xl-3.1",
         "e3c47aedb0",
-        2,
+        None,
     )
     assert params.version == "v3.1"  # from the model name
     assert params.hires is None

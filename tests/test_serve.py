@@ -211,6 +211,31 @@ def test_worker_runs_jobs_in_order_and_records_them(gen: Any) -> None:
 
 
 @pytest.mark.generate
+def test_a_job_can_be_awaited_without_a_thread(gen: Any) -> None:
+    import asyncio
+
+    worker = Worker(gen, start=False)
+    job = worker.submit([options(seed=3)])
+    calls: list[str] = []
+    job.add_done_callback(lambda: calls.append("early"))
+
+    async def main() -> str:
+        waiting = asyncio.ensure_future(job.finished_async())
+        await asyncio.sleep(0.01)
+        assert not waiting.done()
+        runner = threading.Thread(target=worker.run_next)  # another thread finishes it
+        runner.start()
+        await asyncio.wait_for(waiting, 60)
+        runner.join()
+        return job.state
+
+    assert asyncio.run(main()) == "done"
+    assert calls == ["early"]
+    job.add_done_callback(lambda: calls.append("late"))  # already over: called at once
+    assert calls == ["early", "late"]
+
+
+@pytest.mark.generate
 def test_a_drawn_seed_is_fixed_when_queued(gen: Any) -> None:
     worker = Worker(gen, start=False)
     job = worker.submit([options()])

@@ -57,6 +57,9 @@ _MAIN_KEYS: Final = frozenset(
     {"Steps", "Sampler", "CFG scale", "Seed", "Size", "Model hash", "Model", "Clip skip"}
     | {VERSION_KEY, "Negative prompt", "Prompt"}
 )
+# A1111's ``Clip skip`` N takes the N-th text encoder layer from the end; diffusers' (and our)
+# ``clip_skip`` k takes ``hidden_states[-(k + 2)]``: N = k + 2, SDXL's default being N = 2.
+_CLIP_SKIP_OFFSET: Final = 2
 #: Infotext keys of the template (sd-dynamic-prompts writes ``Template`` too) and the presets.
 TEMPLATE_KEY: Final = "Template"
 STYLE_KEY: Final = "Style preset"
@@ -317,7 +320,10 @@ class GenerationParameters:
         model: Model name, hub id or file name; "" when the metadata does not say.
         version: Animagine version name (``"v3"``, ``"v3.1"``, ``"v4"``); ``None`` when unknown.
         model_hash: A1111 ``Model hash`` (first 10 hex digits of the file's sha256).
-        clip_skip: A1111 ``Clip skip`` when set.
+        clip_skip: Text encoder layers skipped beyond SDXL's default (the penultimate layer),
+            diffusers' convention; None for none. A1111's ``Clip skip`` counts from the last
+            layer, so its infotext holds this plus 2, and ``Clip skip: 1`` or ``2`` (SDXL's
+            default) reads as None.
         hires: The hires-fix pass, if there was one.
         structured_prompt: The parsed prompt in JSON form, kept in our ``animagine`` chunk only.
             Stored as a copy the way JSON gives it back (tuples become lists).
@@ -385,7 +391,7 @@ class GenerationParameters:
         if self.model:
             pairs.append(("Model", self.model))
         if self.clip_skip is not None:
-            pairs.append(("Clip skip", str(self.clip_skip)))
+            pairs.append(("Clip skip", str(self.clip_skip + _CLIP_SKIP_OFFSET)))
         if self.hires is not None:
             pairs.append(("Denoising strength", format_number(self.hires.strength)))
             pairs.append(("Hires upscale", format_number(self.hires.scale)))
@@ -614,7 +620,12 @@ def _build(
         sampler = f"{sampler} {schedule}"
     model = values.pop("Model", "")
     model_hash = values.pop("Model hash", None)
-    clip_skip = _take_int(source, values, "Clip skip") if "Clip skip" in values else None
+    clip_skip = None
+    if "Clip skip" in values:
+        layer = _take_int(source, values, "Clip skip")
+        # A1111's count (N: the N-th layer from the end); SDXL's default, the penultimate
+        # layer, is N = 2 (and 1), which is no skip here.
+        clip_skip = layer - _CLIP_SKIP_OFFSET if layer > _CLIP_SKIP_OFFSET else None
     version = values.pop(VERSION_KEY, None)
     if version is None:
         version = infer_version(model)

@@ -15,6 +15,7 @@ worker remembers the last :data:`KEEP_JOBS` finished jobs so clients can fetch t
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import io
 import secrets
@@ -98,6 +99,8 @@ class Job:
     interrupt_requested: bool = False
     _event: threading.Event = attrs.field(factory=threading.Event, repr=False)
     _monotonic_start: float = attrs.field(default=0.0, repr=False)
+    _callbacks: list[Callable[[], None]] = attrs.field(factory=list, repr=False)
+    _lock: threading.Lock = attrs.field(factory=threading.Lock, repr=False)
 
     @property
     def seeds(self) -> tuple[int, ...]:
@@ -148,6 +151,37 @@ class Job:
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until the job is over; False when ``timeout`` passed first."""
         return self._event.wait(timeout)
+
+    async def finished_async(self) -> None:
+        """Wait until the job is over, in an event loop, holding no thread meanwhile."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+
+        def settle() -> None:
+            if not future.done():
+                future.set_result(None)
+
+        def wake() -> None:
+            loop.call_soon_threadsafe(settle)
+
+        self.add_done_callback(wake)
+        await future
+
+    def add_done_callback(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` once the job is over (now, when it already is), in the thread
+        that finishes it."""
+        with self._lock:
+            if not self._event.is_set():
+                self._callbacks.append(callback)
+                return
+        callback()
+
+    def _finish(self) -> None:
+        with self._lock:
+            self._event.set()
+            callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            callback()
 
 
 def pass_steps(plan: GenerationPlan) -> int:
@@ -313,7 +347,7 @@ class Worker:
                     self._pending.remove(job)
                     job.state = "cancelled"
                     job.finished = time.time()
-                    job._event.set()
+                    job._finish()
                     return True
         return False
 
@@ -325,7 +359,7 @@ class Worker:
                 job = self._pending.popleft()
                 job.state = "cancelled"
                 job.finished = time.time()
-                job._event.set()
+                job._finish()
             for job in self._running:
                 job.interrupt_requested = True
             self._condition.notify_all()
@@ -367,7 +401,7 @@ class Worker:
             with self._condition:
                 self._running.remove(job)
                 self.completed += 1
-            job._event.set()
+            job._finish()
         return job
 
     def _run(self, job: Job, generator: Generator) -> None:
