@@ -58,7 +58,7 @@ TARGET = 0.05
 
 DIRECT = """
 import json, os, sys, time
-os.sched_setaffinity(0, {cpu})
+os.sched_setaffinity(0, {{{cpu}}})
 import torch
 torch.set_num_threads(1)
 from animagine import Generator
@@ -273,8 +273,8 @@ def main() -> int:
         f" {percentile(direct['times'], 0.5) * 1000:.0f} |"
         f" {percentile(direct['times'], 0.95) * 1000:.0f} |",
         "",
-        "Server latencies include the wait in the queue (eight clients share one worker);"
-        " direct latencies are one call each.",
+        f"Server latencies include the wait in the queue ({args.clients} clients share one"
+        " worker); direct latencies are one call each.",
         "",
         "## Target",
         "",
