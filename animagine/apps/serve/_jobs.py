@@ -129,17 +129,25 @@ class Job:
     def image_progress(self) -> list[float]:
         """Each image's progress, from 0 to 1, in seed order.
 
-        The images of one run are denoised together, so they share its progress; the runs of a
-        job (A1111's ``n_iter``) go one after another.
+        A run (A1111's ``n_iter`` makes several, one after another) is one pass per distinct
+        prompt, each with its hires pass; the images of a pass are denoised together and share
+        its progress.
         """
-        done = self.steps_done
-        progress: list[float] = []
-        for plan in self.plans:
-            steps = _steps_of(plan)
-            share = 1.0 if self.state == "done" else min(max(done / steps, 0.0), 1.0)
-            progress.extend([share] * len(plan.seeds))
-            done -= steps
-        return progress
+        by_seed: dict[tuple[int, int], float] = {}
+        offset = 0
+        for number, plan in enumerate(self.plans):
+            per_pass = pass_steps(plan)
+            for part in plan.by_prompt():
+                if self.state == "done":
+                    fraction = 1.0
+                else:
+                    fraction = min(max(self.steps_done - offset, 0) / per_pass, 1.0)
+                for seed in part.seeds:
+                    by_seed[number, seed] = fraction
+                offset += per_pass
+        return [
+            by_seed[number, seed] for number, plan in enumerate(self.plans) for seed in plan.seeds
+        ]
 
     def eta(self) -> float | None:
         """Seconds left, estimated from the steps so far; None before the first step."""

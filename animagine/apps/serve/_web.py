@@ -35,7 +35,6 @@ from starlette.exceptions import HTTPException
 
 from animagine._version import __version__
 from animagine.apps.serve._app import static_folder
-from animagine.apps.serve._jobs import pass_steps
 from animagine.core import (
     VERSIONS,
     Diagnostic,
@@ -297,27 +296,6 @@ def _options(service: Service, body: GenerateRequest) -> GenerationOptions:
     return GenerationOptions.from_mapping(values)
 
 
-def _image_progress(job: Job) -> list[float]:
-    """Each image's progress (0 to 1), in seed order.
-
-    A run is one or more passes (one per distinct prompt, each with its hires pass), one after
-    the other; the images of a pass advance together.
-    """
-    by_seed: dict[tuple[int, int], float] = {}
-    offset = 0
-    for number, plan in enumerate(job.plans):
-        per_pass = pass_steps(plan)
-        for part in plan.by_prompt():
-            if job.state == "done":
-                fraction = 1.0
-            else:
-                fraction = min(max(job.steps_done - offset, 0) / per_pass, 1.0)
-            for seed in part.seeds:
-                by_seed[number, seed] = fraction
-            offset += per_pass
-    return [by_seed[number, seed] for number, plan in enumerate(job.plans) for seed in plan.seeds]
-
-
 def job_json(request: Request, worker: Worker, job: Job) -> dict[str, Any]:
     """A job as the page polls it: state, queue position, progress, the images so far."""
     eta = job.eta()
@@ -342,7 +320,7 @@ def job_json(request: Request, worker: Worker, job: Job) -> dict[str, Any]:
             "steps_total": job.steps_total,
             "fraction": job.progress,
             "eta": None if eta is None else round(eta, 2),
-            "images": _image_progress(job),
+            "images": job.image_progress(),
         },
         "images": images,
         "error": job.error,
