@@ -466,8 +466,8 @@ def _get(url: str, auth: tuple[str, str] | None = None) -> tuple[int, bytes]:
         return error.code, error.read()
 
 
-def _stop(process: subprocess.Popen[str]) -> tuple[int, str]:
-    process.send_signal(signal.SIGINT)
+def _stop(process: subprocess.Popen[str], stop: int = signal.SIGINT) -> tuple[int, str]:
+    process.send_signal(stop)
     try:
         _, err = process.communicate(timeout=30)
     except subprocess.TimeoutExpired:  # pragma: no cover - reported below
@@ -493,18 +493,36 @@ def test_serve_without_a_model_serves_the_prompt_tools(tmp_path: Path) -> None:
 
 
 @pytest.mark.generate
-def test_serve_with_the_tiny_model_and_ctrl_c(tiny_model_paths: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_serve_with_the_tiny_model_stops_cleanly(
+    tiny_model_paths: Any, tmp_path: Path, stop: signal.Signals
+) -> None:
+    import json
+
     process, url = _start(
-        "--model", str(tiny_model_paths.folder), "--version", "v4", "--no-history"
+        "--model", str(tiny_model_paths.folder), "--version", "v4",
+        "--history", str(tmp_path / "h.sqlite3"),
     )  # fmt: skip
     try:
         status, body = _get(url + "sdapi/v1/sd-models")
         assert status == 200
-        assert str(tiny_model_paths.folder).encode() in body or b"tiny" in body
+        assert b"tiny-sdxl" in body
+        request = urllib.request.Request(
+            url + "sdapi/v1/txt2img",
+            data=json.dumps(
+                {"prompt": "1girl", "width": 64, "height": 64, "steps": 2, "save_images": True}
+            ).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            assert len(json.loads(response.read())["images"]) == 1
     finally:
-        code, err = _stop(process)
+        code, err = _stop(process, stop)
     assert code == 0, err
     assert "Traceback" not in err
+    assert "ERROR" not in err
+    with History(tmp_path / "h.sqlite3") as history:  # closed cleanly, and it kept the image
+        assert len(history) == 1
 
 
 def test_serve_refuses_a_taken_port_before_loading(capsys: pytest.CaptureFixture[str]) -> None:

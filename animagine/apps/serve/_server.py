@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 from animagine.extras import require
@@ -18,6 +19,27 @@ def url_of(host: str, port: int) -> str:
     """``http://host:port/``, with an IPv6 host in brackets."""
     shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
     return f"http://{shown}:{port}/"
+
+
+def _quiet_server_class(uvicorn: Any) -> Any:
+    """uvicorn's server, except that a Ctrl-C or SIGTERM it has handled (a graceful shutdown)
+    is not raised again afterwards: that re-raise lands in the app's shutdown as a traceback."""
+
+    class QuietServer(uvicorn.Server):  # type: ignore[misc]
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            handled = (signal.SIGINT, signal.SIGTERM)
+            previous = {number: signal.signal(number, self.handle_exit) for number in handled}
+            try:
+                yield
+            finally:
+                for number, handler in previous.items():
+                    signal.signal(number, handler)
+
+    return QuietServer
 
 
 def run_server(
@@ -33,15 +55,14 @@ def run_server(
 
     Once the socket listens, one line with the address is written to ``stream`` (default
     stdout) and ``on_ready`` is called with the URL. ``port=0`` takes a free port (the line says
-    which). Ctrl-C stops accepting, lets running requests finish, runs the app's shutdown (the
-    worker stops, the history closes) and returns; SIGTERM does the same, then ends the process
-    with that signal, as uvicorn does.
+    which). Ctrl-C or SIGTERM stops accepting, lets running requests finish, runs the app's
+    shutdown (the worker stops, the history closes) and returns.
     """
     uvicorn = require("uvicorn", what="animagine serve")
     config = uvicorn.Config(
         app, host=host, port=port, log_level=log_level, lifespan="on", timeout_graceful_shutdown=10
     )
-    server = uvicorn.Server(config)
+    server = _quiet_server_class(uvicorn)(config)
     out = sys.stdout if stream is None else stream
 
     def announce() -> None:
@@ -66,8 +87,7 @@ def run_server(
 
     watcher = threading.Thread(target=announce, name="animagine-announce", daemon=True)
     watcher.start()
-    # uvicorn shuts down gracefully on Ctrl-C, then raises the captured interrupt again.
-    with contextlib.suppress(KeyboardInterrupt):
+    with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C during the shutdown
         server.run()
     watcher.join(1)
     print("animagine serve: stopped", file=out, flush=True)
