@@ -1,7 +1,8 @@
 """Hypothesis strategies built from the prompt grammar's alphabet, shared by the tests.
 
 * :func:`prompt_texts`: prompt text, mostly valid: structured prompts (Danbooru-like names,
-  emphasis, weights, qualifiers, ``BREAK``) mixed with raw soup of the grammar's alphabet
+  many of them plain text, as most items of a real prompt are, others with emphasis, weights,
+  qualifiers, groups of several tags, ``BREAK``) mixed with raw soup of the grammar's alphabet
   (brackets, escapes, ``:``, ``<``, ``>``, ``|``, ``_``, ``\\``, commas, line breaks including
   ``\\r``, the keywords ``AND``/``BREAK`` inside and outside words, numbers up to overflow,
   non-ASCII letters and spaces).
@@ -48,7 +49,10 @@ _NAME_WORDS = (
 
 def _danbooru_name() -> st.SearchStrategy[str]:
     word = st.sampled_from(_NAME_WORDS)
-    qualifier = st.sampled_from(["", " (series)", " \\(1st costume\\)", " (honkai: star rail)"])
+    # Most names have no qualifier, as in real prompts, so that many items are plain text.
+    qualifier = st.sampled_from(
+        ["", "", "", "", " (series)", " \\(1st costume\\)", " (honkai: star rail)"]
+    )
     return st.tuples(word, qualifier).map("".join)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import lark
 import pytest
-from hypothesis import given, settings
+from hypothesis import Phase, event, find, given, settings
 from hypothesis import strategies as st
 from strategies import prompt_texts
 
@@ -292,29 +292,39 @@ def test_weights_out_of_range_are_syntax_errors(use_grammar: bool, text: str) ->
         parse_tags(text, use_grammar=use_grammar)
 
 
-def _best_time(function: Callable[[str], object], text: str) -> float:
+def _best_time(function: Callable[[str], object], texts: list[str]) -> float:
     best = float("inf")
-    for _ in range(3):
+    for text in texts:
         start = time.perf_counter()
         function(text)
         best = min(best, time.perf_counter() - start)
     return best
 
 
+# Each makes text of about n characters; ``salt`` makes the pieces of each text new to the reader
+# (it remembers what short pieces read as), so that every timing reads them.
 @pytest.mark.parametrize(
     "make",
     [
-        lambda n: "(" * (n // 2) + "a" + ")" * (n // 2),
-        lambda n: "[" * (n // 2) + "a" + "]" * (n // 2),
-        lambda n: "[" * (n // 4) + "a|b" + "]" * (n // 4) + ", (x:1.1)" * (n // 18),
-        lambda n: "(" * (n - 1) + "a",
-        lambda n: ", ".join(f"t{i} (q{i})" for i in range(n // 12)),
+        lambda n, salt: "(" * (n // 2) + "a" + ")" * (n // 2),
+        lambda n, salt: "[" * (n // 2) + "a" + "]" * (n // 2),
+        lambda n, salt: "[" * (n // 4) + "a|b" + "]" * (n // 4) + ", (x:1.1)" * (n // 18),
+        lambda n, salt: "(" * (n - 1) + "a",
+        lambda n, salt: ", ".join(f"t{i}{salt} (q{i})" for i in range(n // 14)),
+        lambda n, salt: ", ".join(f"tag {i}{salt}" for i in range(n // 12)),
+        lambda n, salt: "(" + ", ".join(f"tag {i}{salt}" for i in range(n // 12)) + ":1.2)",
+        lambda n, salt: ", ".join(f"(tag {i}{salt}:1.2), [x{i}{salt}]" for i in range(n // 28)),
+        lambda n, salt: ", ".join(f"a long run of text {i}{salt}: more" for i in range(n // 32)),
     ],
-    ids=["nested-round", "nested-square", "pipes", "unclosed", "qualifiers"],
-)
-def test_reading_time_is_linear(make: Callable[[int], str]) -> None:
+    ids=[
+        "nested-round", "nested-square", "pipes", "unclosed", "qualifiers", "plain",
+        "one-group", "groups", "colons",
+    ],
+)  # fmt: skip
+def test_reading_time_is_linear(make: Callable[[int, str], str]) -> None:
     """Four times the text takes about four times as long (a quadratic reader takes 16)."""
-    small, big = make(MAX_PROMPT_CHARS // 8), make(MAX_PROMPT_CHARS // 2)
+    small = [make(MAX_PROMPT_CHARS // 8, f"s{k}") for k in range(3)]
+    big = [make(MAX_PROMPT_CHARS // 2, f"b{k}") for k in range(3)]
 
     def read(text: str) -> object:
         try:
@@ -338,17 +348,130 @@ def _outcome(text: str, use_grammar: bool) -> object:
         return (type(error), error.reason, error.offset)
 
 
+def _fast_equals_grammar(text: str) -> None:
+    grammar_outcome = _outcome(text, True)
+    # Read twice: the second time, every piece the fast reader remembers is remembered.
+    assert _outcome(text, False) == grammar_outcome
+    assert _outcome(text, False) == grammar_outcome
+
+
+_TEXT = re.compile(dict(TERMINALS)["TEXT"])
+
+
+def _lexed(text: str) -> list[tuple[str, str, int, int]]:
+    """The grammar's lexer's tokens of ``text``, up to the first place it cannot lex."""
+    tokens = []
+    try:
+        for token in grammar().lex(text):
+            assert token.start_pos is not None
+            assert token.end_pos is not None
+            tokens.append((token.type, str(token), token.start_pos, token.end_pos))
+    except lark.exceptions.UnexpectedCharacters:
+        pass
+    return tokens
+
+
+def _pieces(text: str) -> Iterator[tuple[int, int]]:
+    """``(start, end)`` of the text between commas."""
+    start = 0
+    for piece in text.split(","):
+        yield start, start + len(piece)
+        start += len(piece) + 1
+
+
+def _routes(text: str) -> set[str]:
+    """How the fast reader reads ``text``, told from the grammar's own tokens.
+
+    ``plain``: a piece outside brackets that the TEXT terminal matches whole; ``alone``: any
+    other piece outside brackets that closes its own; ``group``: brackets holding a comma;
+    ``error``: the grammar rejects the text, or a weight in it.
+    """
+    try:
+        parse_tags(text, use_grammar=True)
+    except PromptSyntaxError:
+        return {"error"}
+    tokens = _lexed(text)
+    depth_at: dict[int, int] = {0: 0}  # offset of each comma token + 1 -> depth there
+    depth = 0
+    for kind, _, _, end in tokens:
+        depth += (kind in ("LPAR", "LSQB")) - (kind in ("RPAR", "RSQB"))
+        if kind == "COMMA":
+            depth_at[end] = depth
+    routes = set()
+    for start, end in _pieces(text):
+        if depth_at.get(start) != 0:
+            routes.add("group")
+        elif _is_text(text[start:end]):
+            routes.add("plain")
+        elif start < end and depth_at.get(end + 1, 0) == 0:
+            routes.add("alone")
+    return routes
+
+
+def _is_text(piece: str) -> bool:
+    """Whether the TEXT terminal matches all of ``piece``."""
+    found = _TEXT.match(piece)
+    return found is not None and found.end() == len(piece)
+
+
 @settings(max_examples=400, deadline=None)
 @given(prompt_texts())
 def test_fast_path_equals_grammar(text: str) -> None:
     """Same tags, positions and qualifiers, or the same error type, message and offset."""
-    assert _outcome(text, False) == _outcome(text, True)
+    for route in sorted(_routes(text)):
+        event(route)
+    _fast_equals_grammar(text)
 
 
 @settings(max_examples=500, deadline=None)
 @given(st.text(max_size=60))
 def test_fast_path_equals_grammar_on_any_text(text: str) -> None:
-    assert _outcome(text, False) == _outcome(text, True)
+    _fast_equals_grammar(text)
+
+
+@pytest.mark.parametrize(
+    "routes",
+    [{"plain", "alone"}, {"plain", "group"}, {"alone", "group"}, {"error"}],
+    ids=lambda routes: "+".join(sorted(routes)),
+)
+def test_the_strategies_reach_every_route_of_the_fast_reader(routes: set[str]) -> None:
+    """The differential tests above see plain pieces, pieces with syntax, and groups, mixed."""
+    find(
+        prompt_texts(),
+        lambda text: routes <= _routes(text),
+        settings=settings(
+            max_examples=2000, database=None, derandomize=True, phases=[Phase.generate]
+        ),
+    )
+
+
+@settings(max_examples=400, deadline=None)
+@given(prompt_texts())
+def test_a_piece_lexes_alone_as_it_does_in_its_text(text: str) -> None:
+    """What the fast reader rests on, checked with the grammar's own lexer.
+
+    Between two commas the lexer reads (commas not inside an extra-network tag), a piece gives
+    the same tokens on its own as in its text, so reading it once is reading it anywhere; and a
+    piece the TEXT terminal matches whole is that one TEXT token.
+    """
+    tokens = _lexed(text)
+    commas = {start for kind, _, start, _ in tokens if kind == "COMMA"}
+    lexed_to = tokens[-1][3] if tokens else 0
+    for start, end in _pieces(text):
+        if not (start == 0 or start - 1 in commas) or not (end == len(text) or end in commas):
+            continue
+        if end > lexed_to and end != len(text):
+            continue
+        inside = [
+            (kind, value, begin - start, stop - start)
+            for kind, value, begin, stop in tokens
+            if start <= begin and stop <= end
+        ]
+        piece = text[start:end]
+        if end <= lexed_to or not piece:
+            assert _lexed(piece) == inside
+        if _is_text(piece):
+            assert inside == [("TEXT", piece, 0, len(piece))]
 
 
 @settings(max_examples=400, deadline=None)
