@@ -196,7 +196,7 @@ def bench(session: nox.Session) -> None:
     """Benchmarks, results written to benchmarks/results/ (`nox -s bench -- --quick`: smoke run)."""
     _require_python(session)
     _install_torch(session)
-    _install(session, "-e", ".[generate]", "--group", "bench")
+    _install(session, "-e", ".[generate,app]", "--group", "bench")
     env = {**TEST_ENV, "PYTHONPATH": "."}
     for script in sorted(os.listdir("benchmarks")):
         if script.startswith("bench_") and script.endswith(".py"):
