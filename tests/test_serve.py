@@ -288,6 +288,31 @@ def test_interrupt_stops_the_running_job_and_cancels_a_queued_one(gen: Any) -> N
 
 
 @pytest.mark.generate
+def test_skip_ends_the_current_run_only(gen: Any) -> None:
+    worker = Worker(gen, start=False)
+    job = worker.submit([options(steps=6, seed=1), options(steps=6, seed=2)])
+    seen: list[tuple[int, int]] = []
+    original = worker.generator.__call__
+
+    def spy(*args: Any, callback_on_step_end: Any = None, **kwargs: Any) -> Any:
+        def step(pipe: Any, index: int, timestep: Any, data: Any) -> Any:
+            seen.append((job.run, index))
+            if (job.run, index) == (0, 1):
+                assert worker.skip()
+            return callback_on_step_end(pipe, index, timestep, data)
+
+        return original(*args, callback_on_step_end=step, **kwargs)
+
+    worker.generator = type("Spy", (), {"__call__": staticmethod(spy), "check": gen.check})()
+    worker.run_next()
+    assert seen == [(0, 0), (0, 1)] + [(1, index) for index in range(6)]
+    assert job.state == "done"
+    assert job.seeds == (1, 2)
+    assert len(job.images) == 2  # the skipped run kept its image
+    assert not worker.skip()  # nothing runs now
+
+
+@pytest.mark.generate
 def test_a_failing_job_reports_its_error(gen: Any) -> None:
     worker = Worker(gen, start=False)
     job = worker.submit([options()])

@@ -1222,9 +1222,10 @@ def a1111_router(service: Service) -> APIRouter:
 
     @router.post("/skip")
     async def skip() -> dict[str, Any]:
-        """As ``/interrupt``: the whole running job stops (A1111 goes on with its next run)."""
+        """Skip the running job's current run (its images so far are kept) and go on with its
+        next one, as A1111 does."""
         if service.worker is not None:
-            service.worker.interrupt()
+            service.worker.skip()
         return {}
 
     return router

@@ -97,6 +97,7 @@ class Job:
     history_ids: list[int] = attrs.field(factory=list)
     error: str | None = None
     interrupt_requested: bool = False
+    skip_requested: bool = False
     _event: threading.Event = attrs.field(factory=threading.Event, repr=False)
     _monotonic_start: float = attrs.field(default=0.0, repr=False)
     _callbacks: list[Callable[[], None]] = attrs.field(factory=list, repr=False)
@@ -359,6 +360,15 @@ class Worker:
                     return True
         return False
 
+    def skip(self) -> bool:
+        """Skip the run now going of every running job: it stops at its next step and keeps
+        what it has, and the job goes on with its next run (A1111's skip). False when nothing
+        runs."""
+        with self._condition:
+            for job in self._running:
+                job.skip_requested = True
+            return bool(self._running)
+
     def close(self, timeout: float | None = 30.0) -> None:
         """Cancel the waiting jobs, interrupt the running ones and stop the threads."""
         with self._condition:
@@ -419,6 +429,7 @@ class Worker:
                 raise _Interrupted
             job.run = index
             result = generator(plan.options, callback_on_step_end=callback, progress=False)
+            job.skip_requested = False  # a skip ends one run only
             for image, parameters in zip(result.images, result.parameters, strict=True):
                 data = encode_png(image, parameters)
                 job.images.append(data)
@@ -432,7 +443,7 @@ def _step_callback(job: Job) -> Callable[..., Any]:
         pipe: Any, step: int, timestep: Any, callback_kwargs: dict[str, Any]
     ) -> dict[str, Any]:
         job.steps_done += 1
-        if job.interrupt_requested:
+        if job.interrupt_requested or job.skip_requested:
             pipe._interrupt = True  # diffusers' documented way to stop a pass early
         return callback_kwargs
 
