@@ -550,26 +550,35 @@ def test_serve_with_the_tiny_model_stops_cleanly(
         assert len(history) == 1
 
 
-def test_serve_refuses_a_taken_port_before_loading(capsys: pytest.CaptureFixture[str]) -> None:
+def _taken_port() -> Any:
     import socket
 
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    return taken
+
+
+def test_serve_refuses_a_taken_port_before_loading(capsys: pytest.CaptureFixture[str]) -> None:
     from animagine.apps.cli import main
 
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        assert main(["serve", "--port", str(port), "--model", "/no/such/model"]) == 2
-    err = capsys.readouterr().err
-    # The model flags are checked first (no load), then the address.
-    assert "/no/such/model" in err
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
+    with _taken_port() as taken:
         port = taken.getsockname()[1]
         assert main(["serve", "--port", str(port), "--no-history"]) == 2
     err = capsys.readouterr().err
     assert f"cannot listen on 127.0.0.1:{port}" in err
+
+
+@pytest.mark.generate
+def test_serve_checks_the_model_flags_first(capsys: pytest.CaptureFixture[str]) -> None:
+    from animagine.apps.cli import main
+
+    with _taken_port() as taken:
+        port = taken.getsockname()[1]
+        assert main(["serve", "--port", str(port), "--model", "/no/such/model"]) == 2
+    err = capsys.readouterr().err
+    assert "/no/such/model" in err  # the model flags are checked first (no load), then the port
+    assert "cannot listen" not in err
 
 
 @pytest.mark.parametrize(
