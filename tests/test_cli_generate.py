@@ -12,10 +12,6 @@ from animagine.testing import TinyModelPaths
 
 pytestmark = [
     pytest.mark.generate,
-    # diffusers' schedulers call numpy's __array__ without the copy keyword (numpy 2 deprecation).
-    pytest.mark.filterwarnings(
-        "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
-    ),
 ]
 
 SMALL = ["--width", "64", "--height", "64", "--steps", "2", "--no-progress"]

@@ -417,11 +417,6 @@ def result(tiny_pipeline: Any) -> Any:
 
 
 @pytest.mark.generate
-# diffusers' schedulers call np.array(tensor, copy=False) on torch tensors (numpy 2 deprecates
-# it); harmless, and not ours to fix.
-@pytest.mark.filterwarnings(
-    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
-)
 def test_result_html_is_a_grid_with_seeds_and_parameters(result: Any) -> None:
     html = result._repr_html_()
     document = parsed(html)
@@ -442,9 +437,6 @@ def test_result_html_is_a_grid_with_seeds_and_parameters(result: Any) -> None:
 
 
 @pytest.mark.generate
-@pytest.mark.filterwarnings(
-    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
-)
 def test_result_png_is_the_first_image_with_its_parameters(result: Any) -> None:
     data = result._repr_png_()
     assert data.startswith(b"\x89PNG\r\n\x1a\n")

@@ -17,13 +17,6 @@ from animagine.core import BREAK, Prompt, Tag
 from animagine.errors import AnimagineError, EncodingError, UnsupportedPipelineError
 from animagine.generation import CHUNK_LENGTH, PromptEncoder, chunk_tokens, prompt_fragments
 
-pytestmark = [
-    # diffusers' schedulers call np.array(tensor, copy=False) on torch tensors (set_timesteps,
-    # from_pretrained): numpy 2 deprecates it. Harmless; not ours to fix.
-    pytest.mark.filterwarnings(
-        "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
-    ),
-]
 generate = pytest.mark.generate
 
 COMMA = 256 + 11  # ",</w>" in the tiny byte vocabulary

@@ -26,14 +26,6 @@ from animagine.metadata import HiresParameters
 
 pytestmark = [
     pytest.mark.generate,
-    # diffusers' schedulers call np.array(tensor, copy=False) on torch tensors (set_timesteps,
-    # from_config): numpy 2 deprecates it. Harmless; not ours to fix.
-    pytest.mark.filterwarnings(
-        "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
-    ),
-    # diffusers' KDPM2 schedulers (DPM2, DPM2 a) hit numpy 2's __array_wrap__ deprecation on torch
-    # tensors; same story.
-    pytest.mark.filterwarnings("ignore:__array_wrap__ must accept context:DeprecationWarning"),
 ]
 
 SMALL: dict[str, Any] = {"width": 64, "height": 64, "steps": 2, "progress": False}

@@ -26,10 +26,6 @@ from animagine.testing import TinyModelPaths
 
 pytestmark = [
     pytest.mark.generate,
-    # diffusers' schedulers call np.array(tensor, copy=False) (numpy 2 deprecation); not ours.
-    pytest.mark.filterwarnings(
-        "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
-    ),
 ]
 
 SMALL: dict[str, Any] = {"width": 64, "height": 64, "steps": 2, "progress": False, "seed": 3}

@@ -358,9 +358,6 @@ def test_cli_unknown_preset_fails_before_loading(
 
 
 @pytest.mark.generate
-@pytest.mark.filterwarnings(
-    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
-)
 def test_generated_image_records_presets_and_reproduces(tiny_pipeline: Any) -> None:
     import numpy as np
 

@@ -41,13 +41,6 @@ if TYPE_CHECKING:
     from animagine.generation import Generator
     from animagine.testing import TinyModelPaths
 
-pytestmark = [
-    # diffusers' schedulers call np.array(tensor, copy=False) on torch tensors: numpy 2
-    # deprecates it. Harmless; not ours to fix.
-    pytest.mark.filterwarnings(
-        "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
-    ),
-]
 
 SMALL = {"width": 64, "height": 64, "steps": 1, "negative_prompt": "", "add_quality_tags": False}
 

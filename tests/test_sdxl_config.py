@@ -59,13 +59,6 @@ TAG_IDS = {
 TAG_PIECES = ["masterpiece</w>", ",</w>", "best</w>", "quality</w>", ",</w>", "1</w>", "girl</w>"]
 
 needs_generate = pytest.mark.generate
-pytestmark = [
-    # diffusers' schedulers call np.array(tensor, copy=False) on torch tensors (from_config):
-    # numpy 2 deprecates it. Harmless; not ours to fix.
-    pytest.mark.filterwarnings(
-        "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
-    ),
-]
 
 
 def load_tool() -> ModuleType:

@@ -36,14 +36,6 @@ from animagine.apps.serve import (
 from animagine.errors import AnimagineError, InvalidArgumentError, WrongTypeError
 from animagine.metadata import GenerationParameters
 
-pytestmark = [
-    # diffusers' schedulers call numpy's __array__ without the copy keyword (numpy 2 deprecation).
-    pytest.mark.filterwarnings(
-        "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
-    ),
-    pytest.mark.filterwarnings("ignore:__array_wrap__ must accept context:DeprecationWarning"),
-]
-
 SMALL = {"width": 64, "height": 64, "steps": 2}
 
 

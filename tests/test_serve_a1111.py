@@ -27,11 +27,6 @@ from animagine.generation import GenerationOptions
 
 pytestmark = [
     pytest.mark.generate,
-    # diffusers' schedulers call numpy's __array__ without the copy keyword (numpy 2 deprecation).
-    pytest.mark.filterwarnings(
-        "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
-    ),
-    pytest.mark.filterwarnings("ignore:__array_wrap__ must accept context:DeprecationWarning"),
 ]
 
 URL = "/sdapi/v1"

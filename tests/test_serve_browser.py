@@ -28,12 +28,6 @@ from animagine.apps.serve import History, create_app
 
 pytestmark = [
     pytest.mark.generate,
-    # diffusers' schedulers call numpy's __array__ without the copy keyword (numpy 2 deprecation);
-    # the worker thread runs them while a test's warning filters are in force.
-    pytest.mark.filterwarnings(
-        "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
-    ),
-    pytest.mark.filterwarnings("ignore:__array_wrap__ must accept context:DeprecationWarning"),
 ]
 
 IN_CI = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")

@@ -27,15 +27,6 @@ from animagine.core import VERSIONS, Prompt, get_version
 from animagine.generation import OPTION_NAMES, SAMPLERS
 from animagine.metadata import GenerationParameters, png_info
 
-pytestmark = [
-    # diffusers' schedulers call numpy's __array__ without the copy keyword (numpy 2 deprecation);
-    # the worker thread runs them while a test's warning filters are in force.
-    pytest.mark.filterwarnings(
-        "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
-    ),
-    pytest.mark.filterwarnings("ignore:__array_wrap__ must accept context:DeprecationWarning"),
-]
-
 V1 = "/animagine/v1"
 STATIC = Path(animagine.apps.serve.__file__).with_name("static")
 SMALL = {"width": 64, "height": 64, "steps": 2}

@@ -11,11 +11,6 @@ import pytest
 
 pytestmark = [
     pytest.mark.generate,
-    # diffusers' schedulers call np.array(tensor, copy=False) on torch tensors (set_timesteps,
-    # from_pretrained): numpy 2 deprecates it. Harmless; not ours to fix.
-    pytest.mark.filterwarnings(
-        "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
-    ),
 ]
 
 COMPONENTS = ("unet", "vae", "text_encoder", "text_encoder_2")

@@ -333,9 +333,6 @@ def test_expand_command_errors(capsys: pytest.CaptureFixture[str], folder: Path)
 
 
 @pytest.mark.generate
-@pytest.mark.filterwarnings(
-    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
-)
 def test_generation_draws_per_image_and_reproduces(tiny_pipeline: Any, folder: Path) -> None:
     import numpy as np
 
