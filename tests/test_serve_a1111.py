@@ -659,3 +659,37 @@ def test_webuiapi_client(gen: Any) -> None:
         assert "Anim4gine" in [style["name"] for style in api.get_prompt_styles()]
         assert api.interrupt() == {}
         assert api.skip() == {}
+
+
+METADATA = Path(__file__).parent / "data" / "metadata"
+INFOTEXTS = sorted(METADATA.glob("a1111_*.txt"))
+
+
+@pytest.mark.parametrize("fixture", INFOTEXTS, ids=[path.stem for path in INFOTEXTS])
+def test_png_info_gives_back_a1111_infotexts_exactly(client: TestClient, fixture: Path) -> None:
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    from animagine import MetadataError
+    from animagine.metadata import GenerationParameters
+
+    text = fixture.read_text("utf-8")
+    chunks = PngInfo()
+    chunks.add_text("parameters", text)  # as A1111 writes it (iTXt when not Latin-1)
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buffer, format="PNG", pnginfo=chunks)
+    encoded = base64.b64encode(buffer.getvalue()).decode()
+    answer = client.post(f"{URL}/png-info", json={"image": "data:image/png;base64," + encoded})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["info"] == text
+    try:
+        expected = GenerationParameters.from_infotext(text)
+    except MetadataError:  # invalid on purpose: png-info still gives the text back
+        return
+    values = body["parameters"]
+    assert values["Prompt"] == expected.prompt
+    assert values.get("Negative prompt", "") == expected.negative_prompt
+    assert int(values["Steps"]) == expected.steps
+    assert int(values["Seed"]) == expected.seed
+    assert (int(values["Size-1"]), int(values["Size-2"])) == (expected.width, expected.height)
