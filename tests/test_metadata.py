@@ -655,6 +655,22 @@ def test_write_png_round_trip(tmp_path: Path) -> None:
 
 
 @needs_pillow
+def test_read_parameters_from_bytes(tmp_path: Path) -> None:
+    """An upload's bytes read as the file does: same answer, same errors, no file written."""
+    path = write_png(small_image(), tmp_path / "out.png", FULL)
+    assert read_parameters(path.read_bytes()) == FULL
+    plain = tmp_path / "plain.png"
+    small_image().save(plain)
+    with pytest.raises(MetadataError, match="no generation parameters found in the image"):
+        read_parameters(plain.read_bytes())
+    with pytest.raises(MetadataError, match="the image is not an image Pillow can read"):
+        read_parameters(b"not an image")
+    with pytest.raises(MetadataError, match="empty"):
+        read_parameters(b"")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png", "plain.png"]
+
+
+@needs_pillow
 def test_png_chunk_types(tmp_path: Path) -> None:
     latin = write_png(small_image(), tmp_path / "latin.png", make())
     assert chunk_types(latin) >= {b"tEXt"}

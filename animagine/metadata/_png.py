@@ -23,6 +23,7 @@ file's size. JSON nested too deeply or holding numbers Python refuses is one too
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import stat
@@ -165,8 +166,9 @@ def _cannot_encode(error: Exception) -> bool:
     return str(error).startswith("cannot write")
 
 
-def read_parameters(source: str | os.PathLike[str] | Image) -> GenerationParameters:
-    """Read the generation parameters stored in an image file or a PIL image.
+def read_parameters(source: str | os.PathLike[str] | Image | bytes) -> GenerationParameters:
+    """Read the generation parameters stored in an image file, a PIL image or an image file's
+    bytes (an upload: read as a file is, chunk by chunk, without decoding the pixels).
 
     Looks, in order, at our ``animagine`` PNG chunk, A1111's ``parameters`` chunk (or, where
     the Animagine 4.0-era demo put its JSON there, that JSON), the official demo's ``metadata``
@@ -176,7 +178,7 @@ def read_parameters(source: str | os.PathLike[str] | Image) -> GenerationParamet
         MissingFileError: ``source`` is a path that does not exist (a ``FileNotFoundError``).
         NotAFileError: ``source`` is a folder (an ``IsADirectoryError``).
         MetadataError: not an image, no parameters found, or parameters that do not read.
-        WrongTypeError: ``source`` is neither a path nor a PIL image.
+        WrongTypeError: ``source`` is neither a path, a PIL image nor bytes.
         MissingDependencyError: Pillow is not installed (an ``ImportError``).
         OSError: the file exists but cannot be read (no permission...).
     """
@@ -185,8 +187,15 @@ def read_parameters(source: str | os.PathLike[str] | Image) -> GenerationParamet
 
     if isinstance(source, PILImage.Image):
         return _read_image(source, str(getattr(source, "filename", "") or "<image>"))
+    if isinstance(source, bytes):
+        if not source:
+            raise MetadataError("the image is empty (no bytes)")
+        with io.BytesIO(source) as memory:
+            return _read_file(memory, "the image")
     if not isinstance(source, (str, os.PathLike)):
-        raise WrongTypeError(f"source must be a path or a PIL image, got {type(source).__name__}")
+        raise WrongTypeError(
+            f"source must be a path, a PIL image or bytes, got {type(source).__name__}"
+        )
     name = path_text(source, "source")
     if _special_file(name):  # opening a FIFO would wait for a writer forever
         raise MetadataError(f"{name} is not a regular file")
@@ -201,21 +210,28 @@ def read_parameters(source: str | os.PathLike[str] | Image) -> GenerationParamet
     with file:
         if os.path.isdir(name):  # Windows opens folders without complaint on some systems
             raise NotAFileError.from_path(name)
-        chunks = _png_text(file, name)
-        if chunks is not None and any(key in chunks for key in _WANTED):
-            return _from_chunks(chunks, name)
-        if chunks is not None and _EXIF not in chunks:
-            raise MetadataError(f"no generation parameters found in {name}")
-        file.seek(0)
-        with _no_bombs():
-            try:
-                image = PILImage.open(file)
-            except _pillow_errors() as error:
-                raise MetadataError(f"{name} is not an image Pillow can read") from error
-            with image:
-                if chunks is not None:  # a PNG without our chunks: only Exif is left
-                    return _from_exif(image, name)
-                return _read_image(image, name)
+        return _read_file(file, name)
+
+
+def _read_file(file: BinaryIO, name: str) -> GenerationParameters:
+    """The parameters of an open image file: its PNG chunks walked within limits, else Pillow."""
+    from PIL import Image as PILImage
+
+    chunks = _png_text(file, name)
+    if chunks is not None and any(key in chunks for key in _WANTED):
+        return _from_chunks(chunks, name)
+    if chunks is not None and _EXIF not in chunks:
+        raise MetadataError(f"no generation parameters found in {name}")
+    file.seek(0)
+    with _no_bombs():
+        try:
+            image = PILImage.open(file)
+        except _pillow_errors() as error:
+            raise MetadataError(f"{name} is not an image Pillow can read") from error
+        with image:
+            if chunks is not None:  # a PNG without our chunks: only Exif is left
+                return _from_exif(image, name)
+            return _read_image(image, name)
 
 
 def _special_file(name: str) -> bool:

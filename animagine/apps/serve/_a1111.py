@@ -27,7 +27,6 @@ checkpoint a client names is compared with the loaded model's name, never opened
 from __future__ import annotations
 
 import base64
-import binascii
 import io
 import json
 import re
@@ -45,6 +44,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from animagine._version import __version__
+from animagine.apps.serve._app import decode_image
 from animagine.apps.serve._jobs import QueueFullError
 from animagine.core import PresetTable, presets_for
 from animagine.errors import AnimagineError, MetadataError
@@ -926,18 +926,10 @@ def _pairs(line: str) -> dict[str, str]:
 
 def _decode_image(text: str) -> bytes:
     """The bytes of a base64 image or ``data:`` URL; a 422 naming ``image`` otherwise."""
-    payload = text.strip()
-    if payload.startswith("data:"):
-        header, comma, payload = payload.partition(",")
-        if not comma or not header.endswith(";base64"):
-            raise _invalid([_error(("image",), "a data: URL must be base64 (data:...;base64,)")])
     try:
-        data = base64.b64decode("".join(payload.split()), validate=True)
-    except (binascii.Error, ValueError):
-        raise _invalid([_error(("image",), "image must be base64 (or a data: URL)")]) from None
-    if not data:
-        raise _invalid([_error(("image",), "image is empty")])
-    return data
+        return decode_image(text)
+    except MetadataError as error:
+        raise _invalid([_error(("image",), str(error))]) from None
 
 
 def png_info(data: bytes) -> PNGInfoResponse:

@@ -29,7 +29,7 @@ from animagine._version import __version__
 from animagine.apps.serve._history import History
 from animagine.apps.serve._jobs import DEFAULT_QUEUE_SIZE, QueueFullError, Worker
 from animagine.core import ModelVersion, get_version
-from animagine.errors import AnimagineError, InvalidArgumentError, WrongTypeError
+from animagine.errors import AnimagineError, InvalidArgumentError, MetadataError, WrongTypeError
 from animagine.extras import require
 
 if TYPE_CHECKING:
@@ -39,7 +39,14 @@ if TYPE_CHECKING:
 
     from animagine.generation import Generator
 
-__all__ = ["DEFAULT_MAX_BODY", "ServeConfig", "Service", "create_app", "parse_api_auth"]
+__all__ = [
+    "DEFAULT_MAX_BODY",
+    "ServeConfig",
+    "Service",
+    "create_app",
+    "decode_image",
+    "parse_api_auth",
+]
 
 #: The largest request body accepted by default: 32 MiB (a 2048x2048 PNG in base64 fits).
 DEFAULT_MAX_BODY: Final = 32 * 1024 * 1024
@@ -408,6 +415,27 @@ class BodyLimit:
     async def _refuse(self, send: Send) -> None:
         body = f'{{"detail":"request body over {self.limit} bytes"}}'.encode()
         await _respond(send, 413, body, [(b"connection", b"close")])
+
+
+def decode_image(text: str) -> bytes:
+    """The bytes of an image sent as base64 or as a ``data:...;base64,`` URL (white space
+    ignored); never a URL to fetch.
+
+    Raises:
+        MetadataError: not base64, a ``data:`` URL that is not base64, or no bytes at all.
+    """
+    payload = text.strip()
+    if payload.startswith("data:"):
+        header, comma, payload = payload.partition(",")
+        if not comma or not header.endswith(";base64"):
+            raise MetadataError("a data: URL must be base64 (data:...;base64,)")
+    try:
+        data = base64.b64decode("".join(payload.split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise MetadataError("image must be base64 (or a data: URL)") from None
+    if not data:
+        raise MetadataError("image is empty")
+    return data
 
 
 def static_folder() -> Path:

@@ -19,11 +19,7 @@ the presets file are the server's (:class:`~animagine.apps.serve.ServeConfig`).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 
@@ -34,7 +30,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from animagine._version import __version__
-from animagine.apps.serve._app import static_folder
+from animagine.apps.serve._app import decode_image, static_folder
 from animagine.core import (
     VERSIONS,
     Diagnostic,
@@ -261,26 +257,7 @@ def read_image_bytes(data: bytes) -> GenerationParameters:
     """
     if not data:
         raise MetadataError("no image: the request body is empty")
-    with tempfile.TemporaryDirectory(prefix="animagine-read-") as folder:
-        path = os.path.join(folder, "image")
-        with open(path, "wb") as file:
-            file.write(data)
-        try:
-            return read_parameters(path)
-        except AnimagineError as error:
-            raise MetadataError(str(error).replace(path, "the image")) from None
-        except OSError as error:
-            raise MetadataError(f"cannot read the image: {error.strerror or error}") from None
-
-
-def _decode_base64(text: str) -> bytes:
-    payload = "".join(text.split())
-    if payload.startswith("data:"):
-        payload = payload.partition(",")[2]
-    try:
-        return base64.b64decode(payload, validate=True)
-    except (binascii.Error, ValueError):
-        raise MetadataError("image must be base64 (or a data: URL)") from None
+    return read_parameters(data)
 
 
 def _options(service: Service, body: GenerateRequest) -> GenerationOptions:
@@ -567,7 +544,7 @@ def web_router(service: Service) -> APIRouter:
             image = data.get("image")
             if not isinstance(image, str):
                 raise MetadataError('send {"image": base64} or the image bytes')
-            body = _decode_base64(image)
+            body = decode_image(image)
         parameters = await run_in_threadpool(read_image_bytes, body)
         return parameters_json(parameters)
 
