@@ -268,8 +268,9 @@ class Worker:
         plans = []
         for run in options:
             plan = self.generator.check(run)
-            if run.seed is None:  # the drawn seed becomes part of the request
-                plan = self.generator.check(attrs.evolve(run, seed=plan.seeds[0]))
+            if run.seed is None:  # the drawn seed becomes part of the request (the plan's
+                # seeds, and the prompts a template drew from them, are already that seed's)
+                plan = attrs.evolve(plan, options=attrs.evolve(run, seed=plan.seeds[0]))
             plans.append(plan)
         return tuple(plans)
 
