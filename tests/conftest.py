@@ -38,6 +38,14 @@ GENERATE_WARNINGS = (
 )
 
 
+def _has_cuda() -> bool:
+    if importlib.util.find_spec("torch") is None:  # the core-only test session
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     skip = None if HAS_GENERATE else pytest.mark.skip(reason="needs the generate extra")
     for item in items:
@@ -47,6 +55,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
         for warning in GENERATE_WARNINGS:
             item.add_marker(pytest.mark.filterwarnings(warning))
+    # A test marked `gpu` runs where CUDA is, and says why it does not elsewhere.
+    gpu = [item for item in items if "gpu" in item.keywords]
+    if gpu and not _has_cuda():
+        for item in gpu:
+            item.add_marker(pytest.mark.skip(reason="needs CUDA"))
 
 
 @pytest.fixture(scope="session")

@@ -359,17 +359,7 @@ def test_modes_through_from_pretrained(tiny_model_paths: TinyModelPaths) -> None
     assert gen("1girl", **SMALL).images[0].size == (64, 64)
 
 
-def _has_cuda() -> bool:
-    try:
-        import torch
-    except ImportError:  # the core-only test session
-        return False
-
-    return bool(torch.cuda.is_available())
-
-
 @pytest.mark.gpu
-@pytest.mark.skipif(not _has_cuda(), reason="needs CUDA")
 def test_speed_mode_with_inductor_on_cuda() -> None:
     """Real Inductor code on a GPU: same images as without the speed mode, within bf16 noise."""
     import torch
