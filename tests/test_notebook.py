@@ -9,50 +9,16 @@ from __future__ import annotations
 import json
 import os
 import sys
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import pytest
+from html_parts import parsed
 
 import animagine
 
 ROOT = Path(__file__).parents[1]
 NOTEBOOK = ROOT / "docs" / "notebook.ipynb"
-
-
-class _Elements(HTMLParser):
-    """The start tags of an HTML fragment, with their attributes and the text inside spans."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.starts: list[tuple[str, dict[str, str]]] = []
-        self.spans: list[tuple[dict[str, str], str]] = []
-        self._open: list[tuple[dict[str, str], list[str]]] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        attributes = {name: value or "" for name, value in attrs}
-        self.starts.append((tag, attributes))
-        if tag == "span":
-            self._open.append((attributes, []))
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "span" and self._open:
-            attributes, text = self._open.pop()
-            self.spans.append((attributes, "".join(text)))
-            if self._open:
-                self._open[-1][1].extend(text)
-
-    def handle_data(self, data: str) -> None:
-        if self._open:
-            self._open[-1][1].append(data)
-
-
-def _elements(html: str) -> _Elements:
-    parser = _Elements()
-    parser.feed(html)
-    parser.close()
-    return parser
 
 
 def _cells() -> list[dict[str, Any]]:
@@ -156,7 +122,7 @@ def test_prompt_shows_tags_coloured_by_slot(executed: tuple[dict[str, Any], Path
     html = _result(cells["parse"], "text/html")
     chips = [
         (attrs["class"].split()[-1].removeprefix("animagine-slot-"), text, attrs["style"])
-        for attrs, text in _elements(html).spans
+        for attrs, text in parsed(html).spans
         if "animagine-tag" in attrs.get("class", "").split()
     ]
     assert [(slot, text) for slot, text, _ in chips] == [
@@ -182,7 +148,7 @@ def test_prompt_shows_tags_coloured_by_slot(executed: tuple[dict[str, Any], Path
 def test_lint_shows_a_table_of_findings(executed: tuple[dict[str, Any], Path]) -> None:
     cells, _ = executed
     html = _result(cells["lint"], "text/html")
-    starts = _elements(html).starts
+    starts = parsed(html).starts
     assert starts[0][0] == "table"
     codes = [attrs["data-code"] for tag, attrs in starts if tag == "tr" and "data-code" in attrs]
     messy = "masterpiece, 1girl, saber, smile, smile, hat (blue), safe"
@@ -200,7 +166,7 @@ def test_generation_shows_an_image_grid(executed: tuple[dict[str, Any], Path]) -
     cells, folder = executed
     cell = cells["generate"]
     html = _result(cell, "text/html")
-    images = [attrs for tag, attrs in _elements(html).starts if tag == "img"]
+    images = [attrs for tag, attrs in parsed(html).starts if tag == "img"]
     assert len(images) == 2
     assert all(image["src"].startswith("data:image/png;base64,") for image in images)
     assert [image["alt"] for image in images] == ["seed 1", "seed 2"]
