@@ -213,6 +213,24 @@ def test_infotext_clip_skip_is_a1111s_count(written: str, read: int | None) -> N
         assert f"Clip skip: {written}" in params.to_infotext()
 
 
+def test_split_infotext_strict_and_not() -> None:
+    from animagine.metadata import split_infotext
+
+    text = "1girl,\nsmile\nNegative prompt: lowres\nbad\nSteps: 2, Seed: 5, Size: 64x64"
+    parts = split_infotext(text)
+    assert (parts.prompt, parts.negative_prompt) == ("1girl,\nsmile", "lowres\nbad")
+    assert parts.values == {"Steps": "2", "Seed": "5", "Size": "64x64"}
+    loose = "1girl\nNegative prompt: lowres\njust text"
+    with pytest.raises(MetadataError, match="no A1111 parameters line"):
+        split_infotext(loose)
+    parts = split_infotext(loose, strict=False)  # as A1111 reads it: all prompt, no values
+    assert (parts.prompt, parts.negative_prompt, parts.values) == (
+        "1girl",
+        "lowres\njust text",
+        {},
+    )
+
+
 def test_infotext_without_negative_prompt_has_no_negative_line() -> None:
     text = make(negative_prompt="").to_infotext()
     assert "Negative prompt" not in text

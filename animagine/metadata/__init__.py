@@ -7,7 +7,8 @@
   PNG chunk, A1111's ``parameters`` chunk or Exif, or the official demo's JSON;
 - :func:`write_png` and :func:`png_info`: save an image with both of our chunks;
 - :func:`from_demo_json` (the official demos' JSON), :func:`infotext_pairs` (the ``key: value``
-  pairs of an A1111 parameters line, read in linear time) and :func:`repair_latin1` (UTF-8
+  pairs of an A1111 parameters line, read in linear time), :func:`split_infotext` (an infotext
+  as prompt, negative prompt and values: :class:`Infotext`) and :func:`repair_latin1` (UTF-8
   text that a PNG declared Latin-1).
 
 Reading and writing images needs Pillow, imported on first use.
@@ -16,8 +17,9 @@ Reading and writing images needs Pillow, imported on first use.
 from __future__ import annotations
 
 from animagine.metadata._demo import from_demo_json
-from animagine.metadata._infotext import VERSION_KEY, repair_latin1
+from animagine.metadata._infotext import VERSION_KEY, Infotext, repair_latin1
 from animagine.metadata._infotext import pairs as infotext_pairs
+from animagine.metadata._infotext import split as split_infotext
 from animagine.metadata._png import (
     ANIMAGINE_CHUNK,
     DEMO_CHUNK,
@@ -47,11 +49,13 @@ __all__ = [
     "VERSION_KEY",
     "GenerationParameters",
     "HiresParameters",
+    "Infotext",
     "from_demo_json",
     "infotext_pairs",
     "png_info",
     "read_parameters",
     "repair_latin1",
+    "split_infotext",
     "verify_png",
     "write_png",
 ]

@@ -67,26 +67,30 @@ def is_key(key: str) -> bool:
     return _KEY.fullmatch(key) is not None
 
 
-def split(text: str) -> Infotext:
+def split(text: str, *, strict: bool = True) -> Infotext:
     """Take an infotext apart.
 
     The last line is the parameters line (it needs 3 ``key: value`` pairs at least); the lines
     before it are the prompt up to a line starting ``Negative prompt:``, and the negative prompt
-    after it.
+    after it. Without ``strict``, a text whose last line is no parameters line is all prompt
+    and negative prompt, with no values (as A1111's own reader takes it).
 
     Raises:
-        MetadataError: the last line is not a parameters line.
+        MetadataError: with ``strict``, the last line is not a parameters line.
     """
     lines = text.rstrip().split("\n")
     found = pairs(lines[-1])
+    body = lines[:-1]
     if len(found) < _MIN_PAIRS:
-        raise MetadataError(
-            "no A1111 parameters line: the last line must hold 'key: value' pairs such as"
-            f" 'Steps: 28, Sampler: Euler a, ...', got {lines[-1][:80]!r}"
-        )
+        if strict:
+            raise MetadataError(
+                "no A1111 parameters line: the last line must hold 'key: value' pairs such as"
+                f" 'Steps: 28, Sampler: Euler a, ...', got {lines[-1][:80]!r}"
+            )
+        found, body = [], lines
     prompt_lines: list[str] = []
     negative_lines: list[str] | None = None
-    for line in lines[:-1]:
+    for line in body:
         if negative_lines is not None:
             negative_lines.append(line)
         elif line.startswith(NEGATIVE_PREFIX):

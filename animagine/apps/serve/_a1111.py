@@ -51,7 +51,7 @@ from animagine.errors import AnimagineError, MetadataError
 from animagine.extras import require
 from animagine.generation import SAMPLERS, GenerationOptions, resolve_sampler
 from animagine.limits import MAX_IMAGES, MAX_SEED
-from animagine.metadata import GenerationParameters, infotext_pairs, read_parameters
+from animagine.metadata import GenerationParameters, read_parameters, split_infotext
 
 if TYPE_CHECKING:
     from animagine.apps.serve._app import Service
@@ -860,7 +860,7 @@ def _info(job: Job, body: Txt2ImgRequest, translation: _Translation, service: Se
     if infotexts:
         extra = {
             key: value
-            for key, value in _pairs(infotexts[0].rsplit("\n", 1)[-1]).items()
+            for key, value in split_infotext(infotexts[0]).values.items()
             if key not in _MAIN_KEYS
         }
     started = job.started if job.started is not None else job.created
@@ -904,21 +904,6 @@ def _info(job: Job, body: Txt2ImgRequest, translation: _Translation, service: Se
 _MAIN_KEYS: Final = frozenset(
     {"Steps", "Sampler", "CFG scale", "Seed", "Size", "Model hash", "Model", "Clip skip"}
 )
-
-
-def _pairs(line: str) -> dict[str, str]:
-    """An infotext parameters line's values by key, unquoted (a later key wins)."""
-    values: dict[str, str] = {}
-    for key, raw in infotext_pairs(line):
-        value = raw
-        if len(raw) >= 2 and raw.startswith('"') and raw.endswith('"'):
-            try:
-                loaded = json.loads(raw)
-            except ValueError:
-                loaded = raw
-            value = loaded if isinstance(loaded, str) else raw
-        values[key] = value
-    return values
 
 
 # --- png-info ------------------------------------------------------------------------------------
@@ -981,26 +966,15 @@ def _a1111_parameters(text: str) -> dict[str, Any]:
     """A1111's ``parse_generation_parameters`` without its defaults: the infotext by key."""
     if not text.strip():
         return {}
-    lines = text.strip().split("\n")
-    values = _pairs(lines[-1])
-    if len(values) < 3:
-        values = {}
-    else:
-        lines = lines[:-1]
-    prompt: list[str] = []
-    negative: list[str] | None = None
-    for line in lines:
-        if negative is None and line.startswith("Negative prompt:"):
-            negative = [line[len("Negative prompt:") :].strip()]
-        elif negative is not None:
-            negative.append(line)
-        else:
-            prompt.append(line)
+    parts = split_infotext(text.strip(), strict=False)
+    # A1111 strips the first line of the negative prompt (the library keeps all but the one
+    # space after the colon, so that its own infotext reads back exactly).
+    first, newline, rest = parts.negative_prompt.partition("\n")
     result: dict[str, Any] = {
-        "Prompt": "\n".join(prompt),
-        "Negative prompt": "\n".join(negative or []),
+        "Prompt": parts.prompt,
+        "Negative prompt": first.strip() + newline + rest,
     }
-    for key, value in values.items():
+    for key, value in parts.values.items():
         size = re.fullmatch(r"(\d+)x(\d+)", value.strip())
         if size is not None:
             result[f"{key}-1"] = size.group(1)
